@@ -1,0 +1,182 @@
+"""Instance Manager's HTTP API and event handlers. Routes only: parse, call a use case, shape the answer."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import os
+from typing import Any, Callable
+
+from chalice import Chalice, Response
+from chalice.app import SQSEvent
+
+from chalicelib import wiring
+from chalicelib.core.errors import ErrorCode, InstanceManagerError, error_body
+from chalicelib.core.types import iso, utc_now
+from chalicelib.core.validation import parse_json_object, parse_tail
+
+app = Chalice(app_name="instance-manager")
+app.log.setLevel(logging.INFO)
+
+INSTANCE = "/api/v1/instances/{instanceId}"
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_CHALICE_ERRORS = {405: ErrorCode.METHOD_NOT_ALLOWED, 500: ErrorCode.INTERNAL_ERROR}
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _error(code: ErrorCode, message: str) -> Response:
+    return _json(InstanceManagerError(code, message).http_status, error_body(code, message))
+
+
+def endpoint(path: str, methods: list[str]) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., Response]]:
+    """A route whose domain errors become the seed's error shape (Chalice would make them 500s)."""
+
+    def register(view: Callable[..., dict[str, Any]]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def handle(**params: str) -> Response:
+            try:
+                return _json(200, view(**params))
+            except InstanceManagerError as exc:
+                return _json(exc.http_status, exc.body())
+            except Exception:
+                app.log.exception("Unhandled error on %s", path)
+                return _error(ErrorCode.INTERNAL_ERROR, "Internal error: see the service logs")
+
+        return app.route(path, methods=methods)(handle)
+
+    return register
+
+
+@app.middleware("http")
+def admin_auth(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    if event.path != "/api/health" and not _authorized(event.headers):
+        return _error(ErrorCode.UNAUTHORIZED, "Missing or wrong admin key: send it as x-api-key or Authorization: Bearer")
+    response = get_response(event)
+    code = _CHALICE_ERRORS.get(response.status_code)
+    if code is not None and isinstance(response.body, dict) and "Code" in response.body:
+        return _error(code, str(response.body.get("Message", code.value)))
+    return response
+
+
+def _authorized(headers: Any) -> bool:
+    expected = wiring.container().settings.admin_api_key
+    if not expected:
+        return True
+    given = headers.get("x-api-key") or ""
+    bearer = headers.get("authorization") or ""
+    if bearer.lower().startswith("bearer "):
+        given = given or bearer[7:].strip()
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _service() -> Any:
+    return wiring.container().instances
+
+
+def _body() -> dict[str, Any]:
+    return parse_json_object(app.current_request.raw_body)
+
+
+@app.route("/api/health", methods=["GET"])
+def health() -> dict[str, Any]:
+    return {"status": "healthy", "timestamp": iso(utc_now())}
+
+
+@endpoint("/api/v1/instances", ["POST"])
+def create_instance() -> dict[str, Any]:
+    instance = _service().create(_body())
+    return {
+        "success": True,
+        "instance_id": instance.id,
+        "message": "Instance created successfully",
+        "process_result": {
+            "success": True,
+            "details": {"ports": instance.ports, "api_key": instance.api_key.value},
+        },
+    }
+
+
+@endpoint("/api/v1/instances", ["GET"])
+def list_instances() -> dict[str, Any]:
+    company_id = (app.current_request.query_params or {}).get("company_id")
+    return {"success": True, "data": [i.public_view() for i in _service().list(company_id)]}
+
+
+@endpoint(INSTANCE, ["GET"])
+def get_instance(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _service().get(instanceId).public_view()}
+
+
+@endpoint(INSTANCE, ["DELETE"])
+def delete_instance(instanceId: str) -> dict[str, Any]:
+    _service().delete(instanceId)
+    return {"success": True, "message": "Instance deleted successfully"}
+
+
+@endpoint(INSTANCE + "/current-api-key", ["GET"])
+def current_api_key(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _service().api_key(instanceId)}
+
+
+@endpoint(INSTANCE + "/start", ["POST"])
+def start_instance(instanceId: str) -> dict[str, Any]:
+    _service().start(instanceId)
+    return {"success": True, "message": "Instance started successfully"}
+
+
+@endpoint(INSTANCE + "/stop", ["POST"])
+def stop_instance(instanceId: str) -> dict[str, Any]:
+    _service().stop(instanceId)
+    return {"success": True, "message": "Instance stopped successfully"}
+
+
+@endpoint(INSTANCE + "/restart", ["POST"])
+def restart_instance(instanceId: str) -> dict[str, Any]:
+    _service().restart(instanceId)
+    return {"success": True, "message": "Instance restarted successfully"}
+
+
+@endpoint(INSTANCE + "/qr", ["GET"])
+def qr_code(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _service().qr(instanceId)}
+
+
+@endpoint(INSTANCE + "/auth-status", ["GET"])
+def auth_status(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _service().auth_status(instanceId)}
+
+
+@endpoint(INSTANCE + "/logs", ["GET"])
+def instance_logs(instanceId: str) -> dict[str, Any]:
+    tail = parse_tail((app.current_request.query_params or {}).get("tail"))
+    lines, total = _service().logs(instanceId, tail)
+    return {"success": True, "data": {"logs": lines, "total_lines": total, "tail": tail}}
+
+
+def _route_not_found(**_: str) -> dict[str, Any]:
+    request = app.current_request
+    path = request.context.get("path", request.path)
+    raise InstanceManagerError(
+        ErrorCode.ROUTE_NOT_FOUND, f"No route {request.method} {path}: see the README for the API's routes"
+    )
+
+
+# API Gateway and `chalice local` both answer unknown paths with a bare 403; catch-all routes up to
+# eight segments deep give them the seed's error shape instead.
+for _depth in range(1, 9):
+    endpoint("/" + "/".join(f"{{p{i}}}" for i in range(_depth)), _ALL_METHODS)(_route_not_found)
+
+
+@app.on_sqs_message(queue=os.environ.get("EVENTS_QUEUE_NAME", "instance-manager-events"), batch_size=10, name="deliver_webhooks")
+def deliver_webhooks(event: SQSEvent) -> dict[str, Any]:
+    records = [record.to_dict() for record in event]
+    return dict(wiring.container().webhooks.handle_batch(records))
+
+
+@app.schedule("rate(1 minute)", name="reconcile_instances")
+def reconcile_instances(event: Any) -> dict[str, Any]:
+    return {"started": _service().reconcile()}

@@ -1,0 +1,1 @@
+"""Everything the Lambda needs: the shared core, use cases, adapters and their wiring."""

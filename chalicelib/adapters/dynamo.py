@@ -1,0 +1,320 @@
+"""InstanceRepository on DynamoDB through PynamoDB.
+
+Tables: instances (one item per instance; GSIs by company and over all instances, so nothing
+scans) and leases (one counter item per company, one item holding the set of ports in use).
+Create and delete change all three in one transaction: the company limit and port uniqueness
+hold under concurrent calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    NumberSetAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from ..config import Settings
+from ..core.errors import ErrorCode, InstanceManagerError
+from ..core.types import (
+    ApiKey,
+    AuthStatus,
+    DesiredState,
+    Instance,
+    Provider,
+    Status,
+    WebhookConfig,
+    utc_now,
+)
+from ..ports import SecretBox
+
+RECORD_TYPE = "instance"
+PORTS_KEY = "ports"
+_MAX_TRANSACTION_TRIES = 8
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Tables:
+    instances: type[Any]
+    leases: type[Any]
+
+
+def define_tables(settings: Settings, host: str | None) -> Tables:
+    """Model classes bound to this deployment's table names (PynamoDB reads Meta at class creation)."""
+
+    class ByCompany(GlobalSecondaryIndex[Any]):
+        class Meta:
+            index_name = "by_company"
+            projection = AllProjection()
+
+        company_id = UnicodeAttribute(hash_key=True)
+        created_at = UTCDateTimeAttribute(range_key=True)
+
+    class ByRecordType(GlobalSecondaryIndex[Any]):
+        class Meta:
+            index_name = "by_record_type"
+            projection = AllProjection()
+
+        record_type = UnicodeAttribute(hash_key=True)
+        created_at = UTCDateTimeAttribute(range_key=True)
+
+    class InstanceItem(Model):
+        class Meta:
+            table_name = settings.instances_table
+            region = settings.region
+
+        instance_id = UnicodeAttribute(hash_key=True)
+        record_type = UnicodeAttribute(default=RECORD_TYPE)
+        company_id = UnicodeAttribute()
+        provider = UnicodeAttribute()
+        type_instance = ListAttribute(of=UnicodeAttribute)
+        ports_json = UnicodeAttribute()
+        desired_state = UnicodeAttribute()
+        status = UnicodeAttribute()
+        auth_status = UnicodeAttribute()
+        account = UnicodeAttribute(null=True)
+        host = UnicodeAttribute(null=True)
+        task_handle = UnicodeAttribute(null=True)
+        webhook_url = UnicodeAttribute(null=True)
+        webhook_enabled = BooleanAttribute(null=True)
+        webhook_headers_sealed = UnicodeAttribute(null=True)
+        secrets_sealed = UnicodeAttribute(null=True)
+        api_key_sealed = UnicodeAttribute()
+        api_key_sha256 = UnicodeAttribute()
+        key_generated_at = UTCDateTimeAttribute()
+        key_last_use = UTCDateTimeAttribute(null=True)
+        key_usage_count = NumberAttribute(default=0)
+        log_lines = NumberAttribute(default=0)
+        created_at = UTCDateTimeAttribute()
+        updated_at = UTCDateTimeAttribute()
+        by_company = ByCompany()
+        by_record_type = ByRecordType()
+
+    class LeaseItem(Model):
+        class Meta:
+            table_name = settings.leases_table
+            region = settings.region
+
+        lease_id = UnicodeAttribute(hash_key=True)
+        count = NumberAttribute(null=True)
+        used = NumberSetAttribute(null=True)
+
+    if host:
+        InstanceItem.Meta.host = host  # type: ignore[attr-defined]
+        LeaseItem.Meta.host = host  # type: ignore[attr-defined]
+    return Tables(instances=InstanceItem, leases=LeaseItem)
+
+
+class DynamoInstanceRepository:
+    def __init__(self, tables: Tables, box: SecretBox, settings: Settings, host: str | None = None) -> None:
+        self._t = tables
+        self._box = box
+        self._settings = settings
+        self._host = host
+
+    # --- reads -------------------------------------------------------------------------------
+    def get(self, instance_id: str) -> Instance | None:
+        try:
+            item = self._t.instances.get(instance_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return self._to_domain(item)
+
+    def list_all(self) -> list[Instance]:
+        return [self._to_domain(i) for i in self._t.instances.by_record_type.query(RECORD_TYPE)]
+
+    def list_by_company(self, company_id: str) -> list[Instance]:
+        return [self._to_domain(i) for i in self._t.instances.by_company.query(company_id)]
+
+    def key_matches(self, instance_id: str, api_key: str) -> bool:
+        """Used by the provider runtime: compares digests, never decrypts."""
+        import hmac
+
+        try:
+            item = self._t.instances.get(instance_id, attributes_to_get=["api_key_sha256"])
+        except DoesNotExist:
+            return False
+        return hmac.compare_digest(item.api_key_sha256, key_digest(api_key))
+
+    # --- create / delete ---------------------------------------------------------------------
+    def create(self, instance: Instance, limit: int, port_range: tuple[int, int]) -> Instance:
+        for _ in range(_MAX_TRANSACTION_TRIES):
+            port = self._free_port(port_range)
+            stored = instance.replace(ports={t: port for t in instance.type_instance})
+            company = self._t.leases(f"company#{instance.company_id}")
+            ports = self._t.leases(PORTS_KEY)
+            L = self._t.leases
+            try:
+                with TransactWrite(connection=self._connection()) as tx:
+                    tx.update(
+                        company,
+                        actions=[L.count.add(1)],
+                        condition=L.count.does_not_exist() | (L.count < limit),
+                    )
+                    tx.update(
+                        ports,
+                        actions=[L.used.add({port})],
+                        condition=L.used.does_not_exist() | ~L.used.contains(port),
+                    )
+                    tx.save(self._to_item(stored), condition=self._t.instances.instance_id.does_not_exist())
+            except TransactWriteError as exc:
+                reasons = [r.code if r else None for r in exc.cancellation_reasons]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    raise InstanceManagerError(
+                        ErrorCode.INSTANCE_LIMIT_REACHED,
+                        f"Company {instance.company_id} already has {limit} instances (the maximum): delete one first",
+                    ) from exc
+                continue  # a port taken meanwhile, or a conflicting transaction: try again
+            return stored
+        raise InstanceManagerError(ErrorCode.INTERNAL_ERROR, "Could not reserve a port: too much contention, try again")
+
+    def _free_port(self, port_range: tuple[int, int]) -> int:
+        try:
+            used = set(self._t.leases.get(PORTS_KEY, consistent_read=True).used or ())
+        except DoesNotExist:
+            used = set()
+        for port in range(port_range[0], port_range[1] + 1):
+            if port not in used:
+                return port
+        raise InstanceManagerError(
+            ErrorCode.PORTS_EXHAUSTED,
+            f"Every port in INSTANCE_PORT_RANGE {port_range[0]}-{port_range[1]} is in use: delete an instance or widen the range",
+        )
+
+    def delete(self, instance_id: str) -> None:
+        item = self._t.instances.get(instance_id, consistent_read=True)
+        L = self._t.leases
+        ports = set(json.loads(item.ports_json).values())
+        with TransactWrite(connection=self._connection()) as tx:
+            tx.delete(item, condition=self._t.instances.instance_id.exists())
+            tx.update(L(f"company#{item.company_id}"), actions=[L.count.add(-1)], condition=L.count > 0)
+            if ports:
+                tx.update(L(PORTS_KEY), actions=[L.used.delete(ports)])
+
+    # --- updates -----------------------------------------------------------------------------
+    def set_desired_state(self, instance_id: str, desired: DesiredState, status: Status) -> None:
+        I = self._t.instances
+        self._update(instance_id, [I.desired_state.set(desired.value), I.status.set(status.value)])
+
+    def set_task(self, instance_id: str, task_handle: str | None) -> None:
+        I = self._t.instances
+        self._update(instance_id, [I.task_handle.set(task_handle) if task_handle else I.task_handle.remove()])
+
+    def report(
+        self,
+        instance_id: str,
+        *,
+        status: Status | None = None,
+        auth_status: AuthStatus | None = None,
+        account: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        I = self._t.instances
+        actions: list[Any] = []
+        if status is not None:
+            actions.append(I.status.set(status.value))
+        if auth_status is not None:
+            actions.append(I.auth_status.set(auth_status.value))
+        if account is not None:
+            actions.append(I.account.set(account))
+        if host is not None:
+            actions.append(I.host.set(host))
+        if actions:
+            self._update(instance_id, actions)
+
+    def count_key_use(self, instance_id: str) -> None:
+        I = self._t.instances
+        self._update(instance_id, [I.key_usage_count.add(1), I.key_last_use.set(utc_now())], touch=False)
+
+    def count_log_lines(self, instance_id: str, lines: int) -> None:
+        I = self._t.instances
+        self._update(instance_id, [I.log_lines.add(lines)], touch=False)
+
+    def _update(self, instance_id: str, actions: list[Any], touch: bool = True) -> None:
+        I = self._t.instances
+        if touch:
+            actions = [*actions, I.updated_at.set(utc_now())]
+        try:
+            I(instance_id).update(actions=actions, condition=I.instance_id.exists())
+        except (UpdateError, PutError) as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return  # deleted meanwhile: nothing left to update
+            raise
+
+    # --- mapping -----------------------------------------------------------------------------
+    def _connection(self) -> Connection:
+        return Connection(region=self._settings.region, host=self._host)
+
+    def _to_item(self, i: Instance) -> Any:
+        webhook = i.webhook
+        return self._t.instances(
+            i.id,
+            company_id=i.company_id,
+            provider=i.provider.value,
+            type_instance=list(i.type_instance),
+            ports_json=json.dumps(i.ports),
+            desired_state=i.desired_state.value,
+            status=i.status.value,
+            auth_status=i.auth_status.value,
+            account=i.account,
+            host=i.host,
+            task_handle=i.task_handle,
+            webhook_url=webhook.url if webhook else None,
+            webhook_enabled=webhook.enabled if webhook else None,
+            webhook_headers_sealed=self._box.seal(json.dumps(webhook.headers)) if webhook and webhook.headers else None,
+            secrets_sealed=self._box.seal(json.dumps(i.secrets)) if i.secrets else None,
+            api_key_sealed=self._box.seal(i.api_key.value),
+            api_key_sha256=key_digest(i.api_key.value),
+            key_generated_at=i.api_key.generated_at,
+            key_last_use=i.api_key.last_use,
+            key_usage_count=i.api_key.usage_count,
+            created_at=i.created_at,
+            updated_at=i.updated_at,
+        )
+
+    def _to_domain(self, item: Any) -> Instance:
+        webhook = None
+        if item.webhook_url:
+            headers = json.loads(self._box.open(item.webhook_headers_sealed)) if item.webhook_headers_sealed else {}
+            webhook = WebhookConfig(url=item.webhook_url, headers=headers, enabled=bool(item.webhook_enabled))
+        return Instance(
+            id=item.instance_id,
+            company_id=item.company_id,
+            provider=Provider(item.provider),
+            type_instance=tuple(item.type_instance),
+            ports=json.loads(item.ports_json),
+            api_key=ApiKey(
+                value=self._box.open(item.api_key_sealed),
+                generated_at=item.key_generated_at,
+                last_use=item.key_last_use,
+                usage_count=int(item.key_usage_count or 0),
+            ),
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+            desired_state=DesiredState(item.desired_state),
+            status=Status(item.status),
+            auth_status=AuthStatus(item.auth_status),
+            account=item.account,
+            webhook=webhook,
+            secrets=json.loads(self._box.open(item.secrets_sealed)) if item.secrets_sealed else {},
+            task_handle=item.task_handle,
+            host=item.host,
+            log_lines=int(item.log_lines or 0),
+        )

@@ -1,0 +1,91 @@
+"""Settings, all from environment variables. The README's configuration table lists each one."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _port_range(value: str) -> tuple[int, int]:
+    low, _, high = value.partition("-")
+    first, last = int(low), int(high or low)
+    if not 1 <= first <= last <= 65535:
+        raise ValueError(f"INSTANCE_PORT_RANGE must look like 8080-8999, got {value!r}")
+    return first, last
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str = "us-east-1"
+    instances_table: str = "instance-manager-instances"
+    leases_table: str = "instance-manager-leases"
+    events_queue: str = "instance-manager-events"
+    log_group: str = "/instance-manager/instances"
+    kms_key_id: str = "alias/instance-manager"
+    secrets_key_file: str = ""
+    launcher: str = "ecs"
+    local_launcher_url: str = "http://127.0.0.1:3001"
+    ecs_cluster: str = "instance-manager"
+    ecs_task_definitions: tuple[tuple[str, str], ...] = (
+        ("telegram", "instance-manager-telegram"),
+        ("whatsappweb", "instance-manager-whatsappweb"),
+    )
+    ecs_subnets: tuple[str, ...] = ()
+    ecs_security_groups: tuple[str, ...] = ()
+    ecs_container_name: str = "provider"
+    admin_api_key: str = ""
+    max_instances_per_company: int = 10
+    port_range: tuple[int, int] = (8080, 8999)
+    telegram_api_root: str = "https://api.telegram.org"
+    whatsapp_ws_url: str = ""
+    whatsapp_root_public_key: str = ""
+    webhook_allow_private: bool = False
+    webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: int = 2
+    webhook_timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()
+
+        def get(name: str, default: str) -> str:
+            return env.get(name) or default
+
+        def csv(name: str) -> tuple[str, ...]:
+            return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+
+        return cls(
+            region=get("AWS_REGION", env.get("AWS_DEFAULT_REGION") or d.region),
+            instances_table=get("INSTANCES_TABLE", d.instances_table),
+            leases_table=get("LEASES_TABLE", d.leases_table),
+            events_queue=get("EVENTS_QUEUE_NAME", d.events_queue),
+            log_group=get("LOG_GROUP_NAME", d.log_group),
+            kms_key_id=get("KMS_KEY_ID", d.kms_key_id),
+            secrets_key_file=get("SECRETS_KEY_FILE", ""),
+            launcher=get("LAUNCHER", d.launcher),
+            local_launcher_url=get("LOCAL_LAUNCHER_URL", d.local_launcher_url),
+            ecs_cluster=get("ECS_CLUSTER", d.ecs_cluster),
+            ecs_task_definitions=(
+                ("telegram", get("ECS_TASK_DEFINITION_TELEGRAM", dict(d.ecs_task_definitions)["telegram"])),
+                ("whatsappweb", get("ECS_TASK_DEFINITION_WHATSAPPWEB", dict(d.ecs_task_definitions)["whatsappweb"])),
+            ),
+            ecs_subnets=csv("ECS_SUBNETS"),
+            ecs_security_groups=csv("ECS_SECURITY_GROUPS"),
+            ecs_container_name=get("ECS_CONTAINER_NAME", d.ecs_container_name),
+            admin_api_key=env.get("ADMIN_API_KEY", ""),
+            max_instances_per_company=int(get("MAX_INSTANCES_PER_COMPANY", str(d.max_instances_per_company))),
+            port_range=_port_range(get("INSTANCE_PORT_RANGE", "8080-8999")),
+            telegram_api_root=get("TELEGRAM_API_ROOT", d.telegram_api_root).rstrip("/"),
+            whatsapp_ws_url=get("WHATSAPP_WS_URL", ""),
+            whatsapp_root_public_key=get("WHATSAPP_ROOT_PUBLIC_KEY", ""),
+            webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE")),
+            webhook_max_attempts=int(get("WEBHOOK_MAX_ATTEMPTS", str(d.webhook_max_attempts))),
+            webhook_retry_base_seconds=int(get("WEBHOOK_RETRY_BASE_SECONDS", str(d.webhook_retry_base_seconds))),
+            webhook_timeout_seconds=float(get("WEBHOOK_TIMEOUT_SECONDS", str(d.webhook_timeout_seconds))),
+        )

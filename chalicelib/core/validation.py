@@ -1,0 +1,141 @@
+"""Parsing of untrusted input into domain values. Every failure names the field and what to send."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import invalid
+from .types import INSTANCE_TYPES, Provider, WebhookConfig
+
+MAX_LOG_TAIL = 1000
+DEFAULT_LOG_TAIL = 100
+MAX_HEADERS = 20
+_COMPANY_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_BOT_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+_CREATE_FIELDS = {"company_id", "provider", "type_instance", "config", "api_webhook_schema"}
+_CONFIG_FIELDS = {Provider.TELEGRAM: {"bot_token"}, Provider.WHATSAPPWEB: set[str]()}
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    company_id: str
+    provider: Provider
+    type_instance: tuple[str, ...]
+    secrets: dict[str, str] = field(default_factory=dict)
+    webhook: WebhookConfig | None = None
+
+
+def parse_json_object(raw: bytes | str | None) -> dict[str, Any]:
+    if raw is None or raw in (b"", ""):
+        raise invalid("Request body is empty: send a JSON object")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid(f"Request body is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise invalid("Request body must be a JSON object")
+    return value
+
+
+def parse_create_request(body: dict[str, Any]) -> CreateRequest:
+    unknown = sorted(set(body) - _CREATE_FIELDS)
+    if unknown:
+        raise invalid(f"Unknown field(s) {unknown}: allowed are {sorted(_CREATE_FIELDS)}")
+    company_id = body.get("company_id")
+    if not isinstance(company_id, str) or not _COMPANY_ID.match(company_id):
+        raise invalid("company_id is required: 1-128 characters of letters, digits and ._:@-")
+    provider = _parse_provider(body.get("provider"))
+    return CreateRequest(
+        company_id=company_id,
+        provider=provider,
+        type_instance=_parse_types(body.get("type_instance", ["api"])),
+        secrets=_parse_config(provider, body.get("config")),
+        webhook=parse_webhook(body.get("api_webhook_schema")),
+    )
+
+
+def _parse_provider(value: Any) -> Provider:
+    try:
+        return Provider(value)
+    except ValueError:
+        allowed = [p.value for p in Provider]
+        raise invalid(f"provider must be one of {allowed}, got {value!r}") from None
+
+
+def _parse_types(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise invalid(f"type_instance must be a non-empty list of strings from {list(INSTANCE_TYPES)}")
+    unknown = [v for v in value if v not in INSTANCE_TYPES]
+    if unknown:
+        raise invalid(f"Unknown type_instance {unknown}: allowed are {list(INSTANCE_TYPES)}")
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_config(provider: Provider, value: Any) -> dict[str, str]:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise invalid("config must be a JSON object")
+    allowed = _CONFIG_FIELDS[provider]
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise invalid(f"Unknown config field(s) {unknown} for provider {provider.value}: allowed are {sorted(allowed)}")
+    if provider is Provider.TELEGRAM:
+        token = value.get("bot_token")
+        if not isinstance(token, str) or not token:
+            raise invalid("config.bot_token is required for provider telegram (the token from @BotFather)")
+        if not _BOT_TOKEN.match(token):
+            raise invalid("config.bot_token is malformed: expected '<digits>:<letters, digits, _ or ->'")
+        return {"bot_token": token}
+    return {}
+
+
+def parse_webhook(value: Any) -> WebhookConfig | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid("api_webhook_schema must be a JSON object with url, headers and enabled")
+    unknown = sorted(set(value) - {"url", "headers", "enabled"})
+    if unknown:
+        raise invalid(f"Unknown api_webhook_schema field(s) {unknown}: allowed are ['enabled', 'headers', 'url']")
+    url = value.get("url")
+    if not isinstance(url, str) or not _is_http_url(url):
+        raise invalid("api_webhook_schema.url must be an absolute http:// or https:// URL")
+    headers = value.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise invalid("api_webhook_schema.headers must be an object of string values")
+    if len(headers) > MAX_HEADERS:
+        raise invalid(f"api_webhook_schema.headers may hold at most {MAX_HEADERS} headers")
+    for name, header_value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise invalid(f"api_webhook_schema.headers: {name!r} is not a valid HTTP header name")
+        if "\r" in header_value or "\n" in header_value:
+            raise invalid(f"api_webhook_schema.headers: the value of {name!r} must not contain line breaks")
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise invalid("api_webhook_schema.enabled must be true or false")
+    return WebhookConfig(url=url, headers=dict(headers), enabled=enabled)
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and len(url) <= 2048
+
+
+def parse_tail(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LOG_TAIL
+    if not raw.isdigit() or int(raw) < 1:
+        raise invalid(f"tail must be a positive integer (1-{MAX_LOG_TAIL}), got {raw!r}")
+    tail = int(raw)
+    if tail > MAX_LOG_TAIL:
+        raise invalid(f"tail must be at most {MAX_LOG_TAIL}, got {tail}")
+    return tail

@@ -1,0 +1,83 @@
+"""The seams: small protocols the use cases depend on. Adapters implement them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from .core.types import AuthStatus, DesiredState, Instance, LogLine, Status
+
+
+class InstanceRepository(Protocol):
+    def create(self, instance: Instance, limit: int, port_range: tuple[int, int]) -> Instance:
+        """Store a new instance, enforcing the per-company limit and giving it free ports, atomically."""
+
+    def get(self, instance_id: str) -> Instance | None: ...
+
+    def list_all(self) -> list[Instance]: ...
+
+    def list_by_company(self, company_id: str) -> list[Instance]: ...
+
+    def set_desired_state(self, instance_id: str, desired: DesiredState, status: Status) -> None: ...
+
+    def set_task(self, instance_id: str, task_handle: str | None) -> None: ...
+
+    def report(
+        self,
+        instance_id: str,
+        *,
+        status: Status | None = None,
+        auth_status: AuthStatus | None = None,
+        account: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        """Observed state, written by the provider runtime."""
+
+    def count_key_use(self, instance_id: str) -> None: ...
+
+    def count_log_lines(self, instance_id: str, lines: int) -> None: ...
+
+    def delete(self, instance_id: str) -> None:
+        """Remove the instance, its company slot and its ports."""
+
+
+class TaskState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    handle: str
+    state: TaskState
+    detail: str = ""
+
+
+class Launcher(Protocol):
+    def launch(self, instance: Instance) -> str:
+        """Start the instance's provider task; returns its handle."""
+
+    def stop(self, handle: str) -> None: ...
+
+    def describe(self, handle: str) -> TaskInfo: ...
+
+
+class LogStore(Protocol):
+    def append(self, instance_id: str, lines: list[LogLine]) -> None: ...
+
+    def tail(self, instance_id: str, count: int) -> list[LogLine]:
+        """The last `count` lines, oldest first."""
+
+    def delete(self, instance_id: str) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, event: dict[str, Any]) -> None: ...
+
+
+class SecretBox(Protocol):
+    def seal(self, plaintext: str) -> str: ...
+
+    def open(self, sealed: str) -> str: ...

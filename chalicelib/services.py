@@ -1,0 +1,173 @@
+"""Use cases of the manager API. They speak domain types and depend only on the ports."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import Settings
+from .core.errors import ErrorCode, InstanceManagerError, not_found
+from .core.types import (
+    ApiKey,
+    AuthStatus,
+    DesiredState,
+    Instance,
+    LogLine,
+    Provider,
+    Status,
+    iso,
+    utc_now,
+)
+from .core.validation import parse_create_request
+from .instance_log import InstanceLog
+from .ports import InstanceRepository, Launcher, TaskState
+from .webhooks import check_webhook_url
+
+SOURCE = "instance-manager"
+
+
+def new_api_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class InstanceService:
+    repo: InstanceRepository
+    launcher: Launcher
+    log: InstanceLog
+    settings: Settings
+    clock: Callable[[], Any] = utc_now
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+
+    def create(self, body: dict[str, Any]) -> Instance:
+        request = parse_create_request(body)
+        if request.webhook is not None:
+            check_webhook_url(request.webhook.url, self.settings.webhook_allow_private)
+        now = self.clock()
+        draft = Instance(
+            id=self.new_id(),
+            company_id=request.company_id,
+            provider=request.provider,
+            type_instance=request.type_instance,
+            ports={},
+            api_key=ApiKey(value=new_api_key(), generated_at=now),
+            created_at=now,
+            updated_at=now,
+            webhook=request.webhook,
+            secrets=request.secrets,
+        )
+        instance = self.repo.create(draft, self.settings.max_instances_per_company, self.settings.port_range)
+        self.log.write(instance.id, "info", f"Instance created ({instance.provider.value}, port {instance.ports['api']})", SOURCE)
+        self._launch(instance)
+        return instance
+
+    def list(self, company_id: str | None = None) -> list[Instance]:
+        if company_id:
+            return self.repo.list_by_company(company_id)
+        return self.repo.list_all()
+
+    def get(self, instance_id: str) -> Instance:
+        instance = self.repo.get(instance_id)
+        if instance is None:
+            raise not_found(instance_id)
+        return instance
+
+    def api_key(self, instance_id: str) -> dict[str, Any]:
+        key = self.get(instance_id).api_key
+        return {
+            "api_key": key.value,
+            "generated_at": iso(key.generated_at),
+            "last_use": iso(key.last_use),
+            "usage_count": key.usage_count,
+        }
+
+    def start(self, instance_id: str) -> None:
+        instance = self.get(instance_id)
+        self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
+        if instance.task_handle and self._is_alive(instance.task_handle):
+            self.log.write(instance.id, "info", "Start requested: provider task already running", SOURCE)
+            return
+        self.log.write(instance.id, "info", "Start requested", SOURCE)
+        self._launch(instance)
+
+    def stop(self, instance_id: str) -> None:
+        instance = self.get(instance_id)
+        self.repo.set_desired_state(instance.id, DesiredState.STOPPED, Status.STOPPED)
+        self._stop_task(instance)
+        self.log.write(instance.id, "info", "Instance stopped", SOURCE)
+
+    def restart(self, instance_id: str) -> None:
+        instance = self.get(instance_id)
+        self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
+        self._stop_task(instance)
+        self.log.write(instance.id, "info", "Restart requested", SOURCE)
+        self._launch(instance)
+
+    def delete(self, instance_id: str) -> None:
+        instance = self.get(instance_id)
+        self._stop_task(instance)
+        self.repo.delete(instance.id)
+        self.log.forget(instance.id)
+
+    def auth_status(self, instance_id: str) -> dict[str, Any]:
+        instance = self.get(instance_id)
+        return {
+            "status": instance.auth_status.value,
+            "authenticated": instance.auth_status is AuthStatus.AUTHENTICATED,
+            "account": instance.account,
+            "instance_status": instance.status.value,
+        }
+
+    def qr(self, instance_id: str) -> dict[str, Any]:
+        instance = self.get(instance_id)
+        if instance.provider is Provider.TELEGRAM:
+            raise InstanceManagerError(
+                ErrorCode.QR_NOT_AVAILABLE,
+                "Telegram instances log in with their bot token: there is no QR code",
+            )
+        raise InstanceManagerError(
+            ErrorCode.QR_NOT_AVAILABLE,
+            f"No QR code is pending for this instance (status {instance.status.value}, "
+            f"auth_status {instance.auth_status.value})",
+        )
+
+    def logs(self, instance_id: str, tail: int) -> tuple[list[LogLine], int]:
+        instance = self.get(instance_id)
+        lines = self.log.tail(instance_id, tail)
+        return lines, max(instance.log_lines, len(lines))
+
+    def reconcile(self) -> int:
+        """Bring the tasks in line with the desired states; returns how many tasks were (re)started."""
+        started = 0
+        for instance in self.repo.list_all():
+            if instance.desired_state is DesiredState.RUNNING:
+                if instance.task_handle is None or not self._is_alive(instance.task_handle):
+                    if instance.task_handle is not None:
+                        self.log.write(instance.id, "warn", "Provider task is gone; starting it again", "launcher")
+                    self._launch(instance)
+                    started += 1
+            elif instance.task_handle is not None:
+                self._stop_task(instance)
+        return started
+
+    def _is_alive(self, handle: str) -> bool:
+        return self.launcher.describe(handle).state is not TaskState.STOPPED
+
+    def _launch(self, instance: Instance) -> None:
+        try:
+            handle = self.launcher.launch(instance)
+        except Exception as exc:  # the launcher's own failure; reconcile retries
+            self.repo.report(instance.id, status=Status.ERROR)
+            self.log.write(instance.id, "error", f"Could not start the provider task: {exc}", "launcher")
+            return
+        self.repo.set_task(instance.id, handle)
+        self.log.write(instance.id, "info", f"Provider task started: {handle}", "launcher")
+
+    def _stop_task(self, instance: Instance) -> None:
+        if instance.task_handle is None:
+            return
+        self.launcher.stop(instance.task_handle)
+        self.repo.set_task(instance.id, None)
+        self.log.write(instance.id, "info", f"Provider task stopped: {instance.task_handle}", "launcher")

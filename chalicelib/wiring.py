@@ -1,0 +1,100 @@
+"""The composition root: picks and builds the adapters, lazily, so `import app` stays cheap."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .config import Settings
+from .instance_log import InstanceLog
+from .ports import Launcher, SecretBox
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @functools.cached_property
+    def _session(self) -> Any:
+        import boto3
+
+        return boto3.session.Session(region_name=self.settings.region)
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - the container lives as long as the process
+    def client(self, service: str) -> Any:
+        return self._session.client(service)
+
+    @functools.cached_property
+    def secret_box(self) -> SecretBox:
+        from .adapters.secrets import EnvelopeBox, FileKeyWrapper, KmsKeyWrapper
+
+        if self.settings.secrets_key_file:
+            return EnvelopeBox(FileKeyWrapper(self.settings.secrets_key_file))
+        return EnvelopeBox(KmsKeyWrapper(self.client("kms"), self.settings.kms_key_id))
+
+    @functools.cached_property
+    def repository(self) -> Any:
+        from .adapters.dynamo import DynamoInstanceRepository, define_tables
+
+        return DynamoInstanceRepository(define_tables(self.settings, None), self.secret_box, self.settings)
+
+    @functools.cached_property
+    def instance_log(self) -> InstanceLog:
+        from .adapters.cloudwatch import CloudWatchLogStore
+
+        store = CloudWatchLogStore(self.client("logs"), self.settings.log_group)
+        return InstanceLog(store, self.repository.count_log_lines)
+
+    @functools.cached_property
+    def launcher(self) -> Launcher:
+        if self.settings.launcher == "local":
+            from .adapters.local_launcher import SupervisorLauncher
+
+            return SupervisorLauncher(self.settings.local_launcher_url)
+        from .adapters.ecs import EcsLauncher
+
+        return EcsLauncher(self.client("ecs"), self.settings)
+
+    @functools.cached_property
+    def publisher(self) -> Any:
+        from .adapters.sqs import SqsEventPublisher
+
+        return SqsEventPublisher(self.client("sqs"), self.settings.events_queue)
+
+    @functools.cached_property
+    def instances(self) -> Any:
+        from .services import InstanceService
+
+        return InstanceService(self.repository, self.launcher, self.instance_log, self.settings)
+
+    @functools.cached_property
+    def webhooks(self) -> Any:
+        from .webhooks import WebhookDeliverer, requests_poster
+
+        sqs, queue_url = self.client("sqs"), self.publisher.queue_url
+
+        def change_visibility(receipt_handle: str, seconds: int) -> None:
+            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
+
+        s = self.settings
+        return WebhookDeliverer(
+            self.repository, self.instance_log, requests_poster(), change_visibility,
+            allow_private=s.webhook_allow_private, timeout=s.webhook_timeout_seconds,
+            retry_base_seconds=s.webhook_retry_base_seconds, max_attempts=s.webhook_max_attempts,
+        )
+
+
+_container: Container | None = None
+
+
+def container() -> Container:
+    global _container
+    if _container is None:
+        _container = Container(Settings.from_env())
+    return _container
+
+
+def reset() -> None:
+    """Forget every adapter (tests change the environment between cases)."""
+    global _container
+    _container = None

@@ -1,0 +1,1 @@
+"""The local stack: moto in server mode, chalice local, the SQS loop and the local launcher."""

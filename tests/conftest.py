@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from chalicelib import wiring
+from tests.aws import moto_environment
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, str]]:
+    for env in moto_environment():
+        wiring.reset()
+        yield env
+    wiring.reset()
