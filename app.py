@@ -21,7 +21,9 @@ app.log.setLevel(logging.INFO)
 
 INSTANCE = "/api/v1/instances/{instanceId}"
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-_CHALICE_ERRORS = {405: ErrorCode.METHOD_NOT_ALLOWED, 500: ErrorCode.INTERNAL_ERROR}
+_CHALICE_ERRORS = {405: ErrorCode.METHOD_NOT_ALLOWED, 415: ErrorCode.VALIDATION_ERROR, 500: ErrorCode.INTERNAL_ERROR}
+# Bodies are parsed as JSON whatever the label: `curl -d` sends form-urlencoded by default.
+_BODY_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain"]
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -46,7 +48,7 @@ def endpoint(path: str, methods: list[str]) -> Callable[[Callable[..., dict[str,
                 app.log.exception("Unhandled error on %s", path)
                 return _error(ErrorCode.INTERNAL_ERROR, "Internal error: see the service logs")
 
-        return app.route(path, methods=methods)(handle)
+        return app.route(path, methods=methods, content_types=_BODY_TYPES)(handle)
 
     return register
 
@@ -58,7 +60,10 @@ def admin_auth(event: Any, get_response: Callable[[Any], Response]) -> Response:
     response = get_response(event)
     code = _CHALICE_ERRORS.get(response.status_code)
     if code is not None and isinstance(response.body, dict) and "Code" in response.body:
-        return _error(code, str(response.body.get("Message", code.value)))
+        message = str(response.body.get("Message", code.value))
+        if response.status_code == 415:
+            message += ": send the body as JSON with Content-Type: application/json"
+        return _error(code, message)
     return response
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import os
@@ -36,7 +38,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import ClientSession, ClientTimeout, web
@@ -62,7 +64,7 @@ _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
-def _png(width: int, height: int, rgb: tuple[int, int, int] = (0x2A, 0x9D, 0xF4)) -> bytes:
+def make_png(width: int, height: int, rgb: tuple[int, int, int] = (0x2A, 0x9D, 0xF4)) -> bytes:
     # Built at import time so the fake has a real, decodable image without shipping a binary file.
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -72,7 +74,7 @@ def _png(width: int, height: int, rgb: tuple[int, int, int] = (0x2A, 0x9D, 0xF4)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-SAMPLE_PNG = _png(4, 4)
+SAMPLE_PNG = make_png(4, 4)
 
 
 def _image_size(data: bytes) -> tuple[int, int]:
@@ -217,8 +219,8 @@ class FakeTelegramServer:
             "getme": self._get_me,
             "getupdates": self._get_updates,
             "sendmessage": self._send_message,
-            "sendphoto": self._send_photo,
-            "senddocument": self._send_document,
+            "sendphoto": functools.partial(self._send_media, "photo"),
+            "senddocument": functools.partial(self._send_media, "document"),
             "getfile": self._get_file,
             "setwebhook": self._set_webhook,
             "deletewebhook": self._delete_webhook,
@@ -259,7 +261,7 @@ class FakeTelegramServer:
             raise RuntimeError("FakeTelegramServer is not running")
         return self._root
 
-    def __enter__(self) -> FakeTelegramServer:
+    def __enter__(self) -> Self:
         if self._thread is None:
             self.start()
         return self
@@ -274,10 +276,14 @@ class FakeTelegramServer:
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         app.router.add_get("/_fake/bots", self._control(lambda _t, _b: self._list_bots()))
-        app.router.add_post("/_fake/bots", self._control(self._ctl_add_bot))
+        app.router.add_post("/_fake/bots", self._control(
+            lambda _t, b: self._add_bot(b.get("token", ""), b.get("username"))))
         app.router.add_post("/_fake/bots/{token}/revoke", self._control(lambda t, _b: self._revoke(t)))
-        app.router.add_post("/_fake/bots/{token}/fail", self._control(self._ctl_fail))
-        app.router.add_post("/_fake/bots/{token}/updates", self._control(self._ctl_push))
+        app.router.add_post("/_fake/bots/{token}/fail", self._control(lambda t, b: self._fail(
+            t, b.get("method", "*"), b.get("error_code", 500), b.get("times", 1), b.get("retry_after", 1))))
+        app.router.add_post("/_fake/bots/{token}/updates", self._control(lambda t, b: self._push(
+            t, b.get("chat_id"), b.get("text", ""), b.get("from"), b.get("chat_type", "private"),
+            b.get("chat_title"), bool(b.get("photo")))))
         app.router.add_get("/_fake/bots/{token}/sent", self._control(lambda t, _b: self._sent(t)))
         app.router.add_get("/_fake/bots/{token}/calls", self._control(lambda t, _b: list(self._bot(t).calls)))
         # A short shutdown timeout: stop() must not hang on a client that keeps a connection open.
@@ -397,13 +403,13 @@ class FakeTelegramServer:
         if chat_id is None and from_user is not None and chat_type == "private":
             chat_id = from_user["id"]
         if not isinstance(chat_id, int) or isinstance(chat_id, bool):
-            raise ValueError("chat_id must be an integer")
+            raise TypeError("chat_id must be an integer")
         if not isinstance(text, str) or (not text and not photo):
             raise ValueError("text must be a non-empty string unless photo is true")
         default_sender = {"id": chat_id if chat_type == "private" else 1, "first_name": "Test User"}
         sender: Json = {**default_sender, **(from_user or {}), "is_bot": False}
         if chat_type == "private":
-            names = {k: sender[k] for k in ("first_name", "last_name", "username") if k in sender}
+            names: Json = {k: sender[k] for k in ("first_name", "last_name", "username") if k in sender}
             chat: Json = {"id": chat_id, "type": "private", **names}
         else:
             chat = {"id": chat_id, "type": chat_type, "title": chat_title or f"Test group {chat_id}"}
@@ -515,9 +521,9 @@ class FakeTelegramServer:
         assert self._session is not None
         headers = {SECRET_HEADER: secret} if secret else {}
         try:
-            async with self._session.post(url, json=update, headers=headers, timeout=ClientTimeout(total=10)) as resp:
-                return None if 200 <= resp.status < 300 else f"Wrong response from the webhook: {resp.status} {resp.reason}"
-        except Exception as exc:  # the receiver is code under test: nothing it does may take the fake down
+            async with self._session.post(url, json=update, headers=headers, timeout=ClientTimeout(total=10)) as r:
+                return None if 200 <= r.status < 300 else f"Wrong response from the webhook: {r.status} {r.reason}"
+        except Exception as exc:  # noqa: BLE001 - the receiver is code under test; it must never crash the fake
             return f"Connection failed: {type(exc).__name__}: {exc}"
 
     # ---- HTTP handlers ---------------------------------------------------------------------
@@ -563,7 +569,7 @@ class FakeTelegramServer:
                 # Parsed by hand so `curl -d` works without a Content-Type header.
                 body = json.loads(await request.text() or "{}")
                 if not isinstance(body, dict):
-                    raise ValueError("body must be a JSON object")
+                    raise TypeError("body must be a JSON object")
                 result = action(unquote(request.match_info.get("token", "")), body)
             except UnknownBot as exc:
                 return web.json_response({"error": f"unknown bot token {exc.args[0]!r}"}, status=404)
@@ -572,17 +578,6 @@ class FakeTelegramServer:
             return web.json_response(result)
 
         return handler
-
-    def _ctl_add_bot(self, _token: str, body: Json) -> Json:
-        return self._add_bot(body.get("token", ""), body.get("username"))
-
-    def _ctl_fail(self, token: str, body: Json) -> Json:
-        return self._fail(token, body.get("method", "*"), body.get("error_code", 500),
-                          body.get("times", 1), body.get("retry_after", 1))
-
-    def _ctl_push(self, token: str, body: Json) -> Json:
-        return self._push(token, body.get("chat_id"), body.get("text", ""), body.get("from"),
-                          body.get("chat_type", "private"), body.get("chat_title"), bool(body.get("photo")))
 
     def _take_failure(self, bot: _Bot, method: str) -> _ApiError | None:
         for failure in bot.failures:
@@ -624,10 +619,8 @@ class FakeTelegramServer:
             remaining = deadline - asyncio.get_running_loop().time()
             if bot.pending or self._closing or remaining <= 0:
                 return bot.pending[:limit]
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(bot.wakeup.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def _send_message(self, bot: _Bot, params: Json, uploads: dict[str, Upload]) -> Json:
         chat_id = _chat_id(params)
@@ -638,25 +631,19 @@ class FakeTelegramServer:
         message["text"] = text
         return self._record(bot, "sendMessage", message, params)
 
-    async def _send_photo(self, bot: _Bot, params: Json, uploads: dict[str, Upload]) -> Json:
+    async def _send_media(self, kind: str, bot: _Bot, params: Json, uploads: dict[str, Upload]) -> Json:
         chat_id = _chat_id(params)
-        stored = self._input_file(bot, params, uploads, "photo")
+        stored = self._input_file(bot, params, uploads, kind)
         message = self._new_message(bot, self._chat(bot, chat_id), bot.user())
-        message["photo"] = [self._photo_size(stored)]
+        if kind == "photo":
+            message["photo"] = [self._photo_size(stored)]
+        else:
+            message[kind] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                             "file_name": stored.file_name, "mime_type": stored.mime_type,
+                             "file_size": len(stored.data)}
         if params.get("caption"):
             message["caption"] = str(params["caption"])
-        return self._record(bot, "sendPhoto", message, params, stored)
-
-    async def _send_document(self, bot: _Bot, params: Json, uploads: dict[str, Upload]) -> Json:
-        chat_id = _chat_id(params)
-        stored = self._input_file(bot, params, uploads, "document")
-        message = self._new_message(bot, self._chat(bot, chat_id), bot.user())
-        message["document"] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                               "file_name": stored.file_name, "mime_type": stored.mime_type,
-                               "file_size": len(stored.data)}
-        if params.get("caption"):
-            message["caption"] = str(params["caption"])
-        return self._record(bot, "sendDocument", message, params, stored)
+        return self._record(bot, f"send{kind.capitalize()}", message, params, stored)
 
     async def _get_file(self, bot: _Bot, params: Json, uploads: dict[str, Upload]) -> Json:
         stored = bot.files.get(str(params.get("file_id", "")))

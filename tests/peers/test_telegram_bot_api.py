@@ -22,9 +22,15 @@ import pytest
 from aiohttp import web
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
-from .telegram_bot_api import SAMPLE_PNG, FakeTelegramServer, _png
+from .telegram_bot_api import SAMPLE_PNG, FakeTelegramServer, make_png
 
 _ids = itertools.count(700001)
 
@@ -182,7 +188,7 @@ def test_send_message_appears_in_sent(server: FakeTelegramServer, token: str) ->
 
 
 def test_photo_and_document_upload_roundtrip(server: FakeTelegramServer, token: str) -> None:
-    picture = _png(3, 2, (200, 10, 10))
+    picture = make_png(3, 2, (200, 10, 10))
     report = os.urandom(2048)
 
     async def scenario() -> None:
@@ -225,7 +231,7 @@ def test_pushed_photo_can_be_downloaded(server: FakeTelegramServer, token: str) 
 
 def test_unknown_and_malformed_tokens(server: FakeTelegramServer) -> None:
     async def scenario() -> None:
-        async with make_bot(server, "424242:not-registered") as bot:
+        async with make_bot(server, "424242:not-registered"):
             pass
 
     with pytest.raises(InvalidToken):
@@ -375,7 +381,8 @@ def test_control_api_over_http(server: FakeTelegramServer) -> None:
         "chat_type": "group", "chat_title": "Crew"})
     assert status == 200 and set(pushed) == {"update_id", "message_id"}
     assert http_json(f"{root}/_fake/bots/{token}/fail", {"method": "getMe", "error_code": 418})[0] == 400
-    assert http_json(f"{root}/_fake/bots/{token}/fail", {"method": "getMe", "error_code": 429, "retry_after": 3})[0] == 200
+    fail_429 = {"method": "getMe", "error_code": 429, "retry_after": 3}
+    assert http_json(f"{root}/_fake/bots/{token}/fail", fail_429)[0] == 200
     status, body = http_json(f"{root}/bot{token}/getMe")
     assert (status, body) == (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 3",
                                     "parameters": {"retry_after": 3}})

@@ -1,0 +1,161 @@
+"""`make run`: the whole local stack in the foreground. Ctrl-C stops all of it.
+
+moto (server mode, state kept in DATA_DIR) stands in for DynamoDB, SQS, CloudWatch Logs and KMS;
+`chalice local` serves the API on PORT; the SQS loop feeds the webhook handler; the local
+launcher runs each instance's provider as a process and keeps it running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from . import moto_state, resources
+from .sqs_loop import SqsLoop
+from .supervisor import ROOT, LocalProcessLauncher, ReconcileLoop, serve
+
+REGION = "us-east-1"
+
+
+def stack_environment(port: int, moto_port: int, launcher_port: int, data_dir: Path) -> dict[str, str]:
+    defaults = {
+        "WEBHOOK_ALLOW_PRIVATE": "true",  # a laptop's webhook receiver is on loopback
+        "INSTANCE_PORT_RANGE": "8080-8999",
+    }
+    forced = {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+        "LAUNCHER": "local",
+        "LOCAL_LAUNCHER_URL": f"http://127.0.0.1:{launcher_port}",
+        # moto's KMS keys vanish with the moto process; a key file in DATA_DIR survives restarts.
+        "SECRETS_KEY_FILE": str(data_dir / "secrets.key"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return {**defaults, **os.environ, **forced}
+
+
+def require_free(port: int, what: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"[stack] port {port} ({what}) is in use: stop what uses it, or set {what} "
+                             "to another port (two stacks side by side need different PORT and DATA_DIR)") from None
+
+
+def wait_until_up(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "3000"))
+    moto_port = int(os.environ.get("MOTO_PORT", str(port + 1000)))
+    launcher_port = int(os.environ.get("LAUNCHER_PORT", str(port + 1001)))
+    data_dir = Path(os.environ.get("DATA_DIR", str(ROOT / "data"))).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for number, name in ((port, "PORT"), (moto_port, "MOTO_PORT"), (launcher_port, "LAUNCHER_PORT")):
+        require_free(number, name)
+    os.environ.update(stack_environment(port, moto_port, launcher_port, data_dir))
+    if not os.environ.get("ADMIN_API_KEY"):
+        print("[stack] WARNING: ADMIN_API_KEY is not set: the API is open to anyone who can reach "
+              "127.0.0.1; it listens on loopback only", flush=True)
+
+    moto = moto_state.start_server(moto_port)
+    import boto3
+
+    session = boto3.session.Session(region_name=REGION)
+    os.environ.update(resources.environment(resources.deploy(session.client("cloudformation"))))
+    keeper = moto_state.StateKeeper(data_dir / "moto-state.pickle", REGION)
+    restored = keeper.restore()
+    keeper.start()
+
+    from chalicelib.config import Settings
+    from chalicelib.services import InstanceService
+    from chalicelib.wiring import Container
+
+    settings = Settings.from_env()
+    container = Container(settings)
+    launcher = LocalProcessLauncher(data_dir, dict(os.environ))
+    service = InstanceService(container.repository, launcher, container.instance_log, settings)
+    guard = threading.RLock()
+
+    def reconcile() -> int:
+        with guard:
+            return service.reconcile()
+
+    launcher_http = serve(launcher, container.repository.get, launcher_port, guard)
+    reconcile()
+    loop = ReconcileLoop(reconcile)
+    loop.start()
+
+    import app as chalice_app
+
+    sqs = session.client("sqs")
+    sqs_loop = SqsLoop(sqs, container.publisher.queue_url, chalice_app.deliver_webhooks, REGION)
+    sqs_loop.start()
+
+    chalice = subprocess.Popen(
+        [str(Path(sys.executable).parent / "chalice"), "local", "--host", "127.0.0.1", "--port", str(port),
+         "--no-autoreload", "--stage", "local"],
+        cwd=ROOT, env=dict(os.environ), start_new_session=True,
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    if wait_until_up(f"http://127.0.0.1:{port}/api/health", 30):
+        print(f"[stack] Instance Manager API on http://127.0.0.1:{port} (moto on :{moto_port}, launcher on "
+              f":{launcher_port}, data in {data_dir}{', restored' if restored else ''}). Ctrl-C stops it.", flush=True)
+    else:
+        print("[stack] chalice local did not come up", flush=True)
+        stopping.set()
+    while not stopping.wait(0.5):
+        if chalice.poll() is not None:
+            print(f"[stack] chalice local exited with {chalice.returncode}", flush=True)
+            break
+
+    print("[stack] stopping", flush=True)
+    loop.stop()
+    sqs_loop.stop()
+    _terminate(chalice)
+    with guard:
+        launcher.stop_all()
+    launcher_http.shutdown()
+    loop.join(timeout=5)
+    sqs_loop.join(timeout=5)
+    keeper.stop()
+    moto.stop()
+    print("[stack] stopped", flush=True)
+    return 0
+
+
+def _terminate(process: Any) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

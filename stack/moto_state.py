@@ -1,0 +1,75 @@
+"""moto in server mode, with its DynamoDB and CloudWatch Logs state kept in DATA_DIR across
+restarts (moto keeps nothing on disk by itself)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ACCOUNT = "123456789012"
+
+
+def start_server(port: int) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access line per AWS call drowns the rest
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server
+
+
+def _backends(region: str) -> dict[str, Any]:
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.logs.models import logs_backends
+
+    return {"dynamodb": dynamodb_backends[ACCOUNT][region], "logs": logs_backends[ACCOUNT][region]}
+
+
+class StateKeeper:
+    """Snapshots the backends' state every few seconds and at shutdown; restores it at start."""
+
+    def __init__(self, path: Path, region: str, interval: float = 2.0) -> None:
+        self._path = path
+        self._region = region
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="moto-snapshots", daemon=True)
+
+    def restore(self) -> bool:
+        if not self._path.exists():
+            return False
+        with open(self._path, "rb") as f:
+            saved: dict[str, dict[str, Any]] = pickle.load(f)
+        for name, backend in _backends(self._region).items():
+            if name in saved:
+                backend.__dict__.update(saved[name])
+        return True
+
+    def snapshot(self) -> None:
+        state = {name: dict(b.__dict__) for name, b in _backends(self._region).items()}
+        tmp = self._path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        self.snapshot()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self.snapshot()
+            except Exception as exc:  # a write racing a snapshot: the next round catches up
+                print(f"[moto] snapshot failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

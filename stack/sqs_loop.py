@@ -1,0 +1,68 @@
+"""Locally, nothing triggers Lambdas from SQS: this loop receives messages and hands them to the
+same handler Lambda would call, with a Lambda SQS event, honouring batchItemFailures the way
+Lambda does with ReportBatchItemFailures."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable
+
+
+def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+class SqsLoop(threading.Thread):
+    def __init__(self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any], region: str) -> None:
+        super().__init__(name="sqs-loop", daemon=True)
+        self._sqs = sqs
+        self._url = queue_url
+        self._handler = handler
+        self._region = region
+        self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # keep going: the messages stay in the queue
+                print(f"[sqs-loop] {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                self._stopped.wait(1.0)
+
+    def poll_once(self) -> int:
+        answer = self._sqs.receive_message(
+            QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        result = self._handler(lambda_event(messages, self._arn, self._region), None) or {}
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        return len(messages)
+
+    def stop(self) -> None:
+        self._stopped.set()

@@ -1,0 +1,172 @@
+"""The local launcher: runs each instance's provider as a local process, and a reconcile loop
+that keeps the processes in line with the desired states in DynamoDB (a crashed provider is back
+within about a second; after a stack restart every running instance comes back).
+
+`chalice local` reaches it over HTTP through chalicelib.adapters.local_launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from chalicelib.core.types import Instance
+from chalicelib.ports import TaskInfo, TaskState
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_GRACE_S = 5.0
+
+
+@dataclass
+class _Proc:
+    popen: subprocess.Popen[bytes]
+    handle: str
+    started: float = field(default_factory=time.monotonic)
+
+
+class LocalProcessLauncher:
+    """Launcher with one provider process per instance. `launch` is idempotent: it returns the live
+    process's handle when there is one, so the reconcile loop and a user's call never start two."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self._env = env
+        self._logs = data_dir / "providers"
+        self._logs.mkdir(parents=True, exist_ok=True)
+        self._procs: dict[str, _Proc] = {}
+        self._lock = threading.RLock()
+
+    def launch(self, instance: Instance) -> str:
+        with self._lock:
+            current = self._procs.get(instance.id)
+            if current is not None and current.popen.poll() is None:
+                return current.handle
+            env = {
+                **self._env,
+                "INSTANCE_ID": instance.id,
+                "INSTANCE_BIND_HOST": "127.0.0.1",
+                "EXIT_WITH_PARENT": str(os.getpid()),
+            }
+            with open(self._logs / f"{instance.id}.log", "ab") as out:
+                popen = subprocess.Popen(
+                    [sys.executable, "-m", "provider"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            handle = f"local:{instance.id}:{popen.pid}"
+            self._procs[instance.id] = _Proc(popen, handle)
+            return handle
+
+    def stop(self, handle: str) -> None:
+        with self._lock:
+            proc = self._find(handle)
+            if proc is None:
+                return
+            _terminate(proc.popen)
+            self._procs.pop(handle.split(":")[1], None)
+
+    def describe(self, handle: str) -> TaskInfo:
+        with self._lock:
+            proc = self._find(handle)
+            if proc is None:
+                return TaskInfo(handle, TaskState.STOPPED, "no such process")
+            code = proc.popen.poll()
+            if code is None:
+                return TaskInfo(handle, TaskState.RUNNING, f"pid {proc.popen.pid}")
+            return TaskInfo(handle, TaskState.STOPPED, f"exited with {code}")
+
+    def pids(self) -> dict[str, int]:
+        with self._lock:
+            return {iid: p.popen.pid for iid, p in self._procs.items() if p.popen.poll() is None}
+
+    def stop_all(self) -> None:
+        with self._lock:
+            for proc in self._procs.values():
+                if proc.popen.poll() is None:
+                    proc.popen.send_signal(signal.SIGTERM)
+            for proc in self._procs.values():
+                _terminate(proc.popen)
+            self._procs.clear()
+
+    def _find(self, handle: str) -> _Proc | None:
+        parts = handle.split(":")
+        if len(parts) != 3 or parts[0] != "local":
+            return None
+        proc = self._procs.get(parts[1])
+        return proc if proc is not None and proc.handle == handle else None
+
+
+def _terminate(popen: subprocess.Popen[bytes]) -> None:
+    if popen.poll() is not None:
+        return
+    popen.send_signal(signal.SIGTERM)
+    try:
+        popen.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
+class ReconcileLoop(threading.Thread):
+    def __init__(self, reconcile: Callable[[], int], interval: float = 1.0) -> None:
+        super().__init__(name="reconcile", daemon=True)
+        self._reconcile = reconcile
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self._reconcile()
+            except Exception as exc:  # moto briefly unreachable, etc.: try again next round
+                print(f"[launcher] reconcile failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def serve(launcher: LocalProcessLauncher, load: Callable[[str], Instance | None], port: int,
+          guard: threading.RLock) -> ThreadingHTTPServer:
+    """POST /tasks {instance_id}, GET /tasks/<handle>, DELETE /tasks/<handle>."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            instance = load(str(body.get("instance_id", "")))
+            if instance is None:
+                return self._answer(404, {"error": "no such instance"})
+            with guard:
+                self._answer(200, {"handle": launcher.launch(instance)})
+
+        def do_GET(self) -> None:
+            info = launcher.describe(unquote(self.path.removeprefix("/tasks/")))
+            self._answer(200, {"handle": info.handle, "state": info.state.value, "detail": info.detail})
+
+        def do_DELETE(self) -> None:
+            with guard:
+                launcher.stop(unquote(self.path.removeprefix("/tasks/")))
+            self._answer(200, {})
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="launcher-http", daemon=True).start()
+    return server
