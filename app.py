@@ -6,10 +6,11 @@ import functools
 import hmac
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Chalice, Response
-from chalice.app import SQSEvent
+from chalice.app import Request, SQSEvent
 
 from chalicelib import wiring
 from chalicelib.core.errors import ErrorCode, InstanceManagerError, error_body
@@ -82,8 +83,19 @@ def _service() -> Any:
     return wiring.container().instances
 
 
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "only called while handling a request"
+    return request
+
+
+def _query(name: str) -> str | None:
+    params: Mapping[str, str] = _request().query_params or {}
+    return params.get(name)
+
+
 def _body() -> dict[str, Any]:
-    return parse_json_object(app.current_request.raw_body)
+    return parse_json_object(_request().raw_body)
 
 
 @app.route("/api/health", methods=["GET"])
@@ -107,8 +119,8 @@ def create_instance() -> dict[str, Any]:
 
 @endpoint("/api/v1/instances", ["GET"])
 def list_instances() -> dict[str, Any]:
-    company_id = (app.current_request.query_params or {}).get("company_id")
-    return {"success": True, "data": [i.public_view() for i in _service().list(company_id)]}
+    company_id = _query("company_id")
+    return {"success": True, "data": [i.public_view() for i in _service().list_instances(company_id)]}
 
 
 @endpoint(INSTANCE, ["GET"])
@@ -157,13 +169,13 @@ def auth_status(instanceId: str) -> dict[str, Any]:
 
 @endpoint(INSTANCE + "/logs", ["GET"])
 def instance_logs(instanceId: str) -> dict[str, Any]:
-    tail = parse_tail((app.current_request.query_params or {}).get("tail"))
+    tail = parse_tail(_query("tail"))
     lines, total = _service().logs(instanceId, tail)
     return {"success": True, "data": {"logs": lines, "total_lines": total, "tail": tail}}
 
 
 def _route_not_found(**_: str) -> dict[str, Any]:
-    request = app.current_request
+    request = _request()
     path = request.context.get("path", request.path)
     raise InstanceManagerError(
         ErrorCode.ROUTE_NOT_FOUND, f"No route {request.method} {path}: see the README for the API's routes"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from .core.types import AuthStatus, DesiredState, Instance, LogLine, Status
@@ -42,7 +42,7 @@ class InstanceRepository(Protocol):
         """Remove the instance, its company slot and its ports."""
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     STOPPED = "stopped"

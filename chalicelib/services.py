@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .config import Settings
 from .core.errors import ErrorCode, InstanceManagerError, not_found
@@ -63,7 +64,7 @@ class InstanceService:
         self._launch(instance)
         return instance
 
-    def list(self, company_id: str | None = None) -> list[Instance]:
+    def list_instances(self, company_id: str | None = None) -> list[Instance]:
         if company_id:
             return self.repo.list_by_company(company_id)
         return self.repo.list_all()

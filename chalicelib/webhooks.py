@@ -10,8 +10,9 @@ import ipaddress
 import json
 import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .core.errors import invalid

@@ -20,7 +20,7 @@ class Container:
 
         return boto3.session.Session(region_name=self.settings.region)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - the container lives as long as the process
+    @functools.cache  # noqa: B019 - the container lives as long as the process
     def client(self, service: str) -> Any:
         return self._session.client(service)
 

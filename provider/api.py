@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -42,7 +43,8 @@ def make_app(
         if request.path not in OPEN_PATHS:
             digest = hashlib.sha256(presented_key(request).encode()).hexdigest()
             if not hmac.compare_digest(digest, key_sha256):
-                return _error(ErrorCode.UNAUTHORIZED, "Missing or wrong instance API key: send it as x-api-key or Authorization: Bearer")
+                return _error(ErrorCode.UNAUTHORIZED,
+                              "Missing or wrong instance API key: send it as x-api-key or Authorization: Bearer")
             count_use()
         try:
             return await handler(request)
@@ -84,10 +86,11 @@ def _parse_message(body: Any) -> tuple[str, str]:
     if isinstance(chat_id, int) and not isinstance(chat_id, bool):
         chat_id = str(chat_id)
     if not isinstance(chat_id, str) or not chat_id.strip():
-        raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "chatId is required: the chat to send to, as in the webhook's message.chatId")
+        raise InstanceManagerError(ErrorCode.VALIDATION_ERROR,
+                                   "chatId is required: the chat to send to, as in the webhook's message.chatId")
     if not isinstance(text, str) or not text:
         raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "text is required: a non-empty string")
     return chat_id.strip(), text
 
 
-__all__ = ["make_app", "error_body"]
+__all__ = ["error_body", "make_app"]

@@ -16,7 +16,7 @@ class CloudWatchLogStore:
         self._known_streams: set[str] = set()
 
     def append(self, instance_id: str, lines: list[LogLine]) -> None:
-        events = [
+        events: list[dict[str, Any]] = [
             {"timestamp": _millis(line["timestamp"]), "message": json.dumps(line, separators=(",", ":"))}
             for line in lines
         ]

@@ -113,7 +113,7 @@ def define_tables(settings: Settings, host: str | None) -> Tables:
             region = settings.region
 
         lease_id = UnicodeAttribute(hash_key=True)
-        count = NumberAttribute(null=True)
+        used_slots = NumberAttribute(null=True)  # not `count`: that is a Model method
         used = NumberSetAttribute(null=True)
 
     if host:
@@ -165,8 +165,8 @@ class DynamoInstanceRepository:
                 with TransactWrite(connection=self._connection()) as tx:
                     tx.update(
                         company,
-                        actions=[L.count.add(1)],
-                        condition=L.count.does_not_exist() | (L.count < limit),
+                        actions=[L.used_slots.add(1)],
+                        condition=L.used_slots.does_not_exist() | (L.used_slots < limit),
                     )
                     tx.update(
                         ports,
@@ -204,7 +204,7 @@ class DynamoInstanceRepository:
         ports = set(json.loads(item.ports_json).values())
         with TransactWrite(connection=self._connection()) as tx:
             tx.delete(item, condition=self._t.instances.instance_id.exists())
-            tx.update(L(f"company#{item.company_id}"), actions=[L.count.add(-1)], condition=L.count > 0)
+            tx.update(L(f"company#{item.company_id}"), actions=[L.used_slots.add(-1)], condition=L.used_slots > 0)
             if ports:
                 tx.update(L(PORTS_KEY), actions=[L.used.delete(ports)])
 

@@ -7,11 +7,11 @@ InstanceManagerError
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     VALIDATION_ERROR = "VALIDATION_ERROR"
     UNAUTHORIZED = "UNAUTHORIZED"
     INSTANCE_NOT_FOUND = "INSTANCE_NOT_FOUND"

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypedDict
 
 
-class Provider(str, Enum):
+class Provider(StrEnum):
     WHATSAPPWEB = "whatsappweb"
     TELEGRAM = "telegram"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     START = "start"
     QR_READY = "qr_ready"
     AUTHENTICATED = "authenticated"
@@ -23,7 +23,7 @@ class Status(str, Enum):
     ERROR = "error"
 
 
-class AuthStatus(str, Enum):
+class AuthStatus(StrEnum):
     PENDING = "pending"
     QR_READY = "qr_ready"
     AUTHENTICATED = "authenticated"
@@ -31,7 +31,7 @@ class AuthStatus(str, Enum):
     DISCONNECTED = "disconnected"
 
 
-class DesiredState(str, Enum):
+class DesiredState(StrEnum):
     RUNNING = "running"
     STOPPED = "stopped"
 
@@ -40,13 +40,13 @@ INSTANCE_TYPES = ("api",)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass(frozen=True)

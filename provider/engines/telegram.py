@@ -107,7 +107,7 @@ class TelegramEngine:
                 host.log("error", f"Telegram rejected the bot token: {exc}. Create the instance with a valid token", SOURCE)
                 await host.set_state(status=Status.ERROR, auth_status=AuthStatus.FAILED)
                 return False
-            except (NetworkError, TimedOut, asyncio.TimeoutError, TelegramError) as exc:
+            except (TimeoutError, NetworkError, TimedOut, TelegramError) as exc:
                 reason = str(exc) or type(exc).__name__
                 host.log("warn", f"Telegram Bot API at {self._root} not reachable ({reason}); retrying in {delay:.0f} s", SOURCE)
                 await host.set_state(status=Status.ERROR, auth_status=AuthStatus.PENDING)
