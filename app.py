@@ -6,7 +6,7 @@ import functools
 import hmac
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice import Chalice, Response
