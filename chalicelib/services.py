@@ -147,6 +147,8 @@ class InstanceService:
                 if instance.task_handle is None or not self._is_alive(instance.task_handle):
                     if instance.task_handle is not None:
                         self.log.write(instance.id, "warn", "Provider task is gone; starting it again", "launcher")
+                    # What the dead task last reported is no longer true.
+                    self.repo.report(instance.id, status=Status.START)
                     self._launch(instance)
                     started += 1
             elif instance.task_handle is not None:
