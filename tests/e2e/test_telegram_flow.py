@@ -173,7 +173,7 @@ def test_delete_frees_everything(stack: LocalStack, telegram: FakeTelegramServer
     assert gone.status_code == 404 and gone.json()["code"] == "INSTANCE_NOT_FOUND"
     time.sleep(1.5)
     assert not port_open(port)  # not brought back by the reconcile loop
-    again, again_port, _ = create(stack, telegram, "100006:AAHsixthBotTokenReusesTheFreedPort_0000", company="deleter")
+    _, again_port, _ = create(stack, telegram, "100006:AAHsixthBotTokenReusesTheFreedPort_0000", company="deleter")
     assert again_port == port
 
 
