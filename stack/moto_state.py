@@ -1,5 +1,5 @@
-"""moto in server mode, with its DynamoDB and CloudWatch Logs state kept in DATA_DIR across
-restarts (moto keeps nothing on disk by itself)."""
+"""moto in server mode, with its DynamoDB and CloudWatch Logs state and the messages waiting in its
+SQS queues kept in DATA_DIR across restarts (moto keeps nothing on disk by itself)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def _backends(region: str) -> dict[str, Any]:
     return {"dynamodb": dynamodb_backends[ACCOUNT][region], "logs": logs_backends[ACCOUNT][region]}
 
 
+def _queues(region: str) -> dict[str, Any]:
+    from moto.sqs.models import sqs_backends
+
+    return dict(sqs_backends[ACCOUNT][region].queues)
+
+
 class StateKeeper:
     """Snapshots the backends' state every few seconds and at shutdown; restores it at start."""
 
@@ -41,6 +47,7 @@ class StateKeeper:
         self._thread = threading.Thread(target=self._loop, name="moto-snapshots", daemon=True)
 
     def restore(self) -> bool:
+        """Call after the queues were created again (the SQS backend itself does not pickle)."""
         if not self._path.exists():
             return False
         with open(self._path, "rb") as f:
@@ -48,10 +55,15 @@ class StateKeeper:
         for name, backend in _backends(self._region).items():
             if name in saved:
                 backend.__dict__.update(saved[name])
+        queues = _queues(self._region)
+        for queue_name, messages in saved.get("sqs_messages", {}).items():
+            if queue_name in queues:
+                queues[queue_name]._messages = messages
         return True
 
     def snapshot(self) -> None:
-        state = {name: dict(b.__dict__) for name, b in _backends(self._region).items()}
+        state: dict[str, Any] = {name: dict(b.__dict__) for name, b in _backends(self._region).items()}
+        state["sqs_messages"] = {name: list(q._messages) for name, q in _queues(self._region).items()}
         tmp = self._path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             pickle.dump(state, f)

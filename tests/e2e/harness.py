@@ -9,10 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,21 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of live processes started with NAME=VALUE in their environment."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0") and pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 class LocalStack:
     def __init__(self, data_dir: Path, port: int, extra_env: dict[str, str]) -> None:
         self.port = port
@@ -63,6 +76,7 @@ class LocalStack:
         self.env.pop("AWS_ENDPOINT_URL", None)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "stack.log"
+        self.data_dir = data_dir
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,10 +99,15 @@ class LocalStack:
         assert self.process is not None
         self.process.send_signal(signal.SIGINT)
         try:
-            return self.process.wait(60)
+            code = self.process.wait(60)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+        leftovers = processes_with_env("DATA_DIR", str(self.data_dir))
+        assert not leftovers, f"processes left behind by the stack: {leftovers}"
+        for port in (self.port, self.port + 1000, self.port + 1001):
+            assert not port_open(port), f"port {port} still open after the stack stopped"
+        return code
 
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
         data = json.dumps(body) if body is not None else None
@@ -114,33 +133,3 @@ class LocalStack:
                 if (m := re.search(r"Provider task started: local:[^:]+:(\d+)", line["message"]))]
         assert pids, "no provider task in the logs"
         return pids[-1]
-
-
-class WebhookReceiver:
-    """A user's webhook endpoint: records every POST (headers and JSON body)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if receiver.status == 200:
-                    receiver.received.append((dict(self.headers), json.loads(body)))
-                self.send_response(receiver.status)
-                self.end_headers()
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def messages(self) -> list[dict[str, Any]]:
-        return [body for _, body in self.received]
-
-    def close(self) -> None:
-        self._server.shutdown()

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.harness import LocalStack, WebhookReceiver, pid_alive, port_open, wait_for
+from tests.e2e.harness import LocalStack, pid_alive, port_open, wait_for
 from tests.peers.telegram_bot_api import FakeTelegramServer
+from tests.peers.webhook_receiver import WebhookReceiver
 
 TOKEN = "100001:AAHfakeTokenForTheEndToEndTestsOnly_123"
 SECRET_HEADER = "Bearer webhook-secret-value-42"
@@ -28,7 +29,7 @@ def telegram() -> Iterator[FakeTelegramServer]:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[WebhookReceiver]:
-    hook = WebhookReceiver()
+    hook = WebhookReceiver().start()
     yield hook
     hook.close()
 
@@ -177,23 +178,33 @@ def test_delete_frees_everything(stack: LocalStack, telegram: FakeTelegramServer
     assert again_port == port
 
 
-def test_stack_restart_keeps_instances(tmp_path: Path, telegram: FakeTelegramServer) -> None:
+def test_stack_restart_keeps_instances_and_pending_events(tmp_path: Path, telegram: FakeTelegramServer,
+                                                          receiver: WebhookReceiver) -> None:
     stack = LocalStack(tmp_path / "data", 3250, {"TELEGRAM_API_ROOT": telegram.api_root,
                                                  "INSTANCE_PORT_RANGE": "9250-9299"})
+    token = "100007:AAHrunningAcrossStackRestarts_00000000"
     stack.start()
     try:
-        running, running_port, running_key = create(stack, telegram, "100007:AAHrunningAcrossStackRestarts_00000000")
+        running, running_port, running_key = create(stack, telegram, token, webhook_url=receiver.url)
         stopped, stopped_port, _ = create(stack, telegram, "100008:AAHstoppedAcrossStackRestarts_00000000")
         stack.wait_status(running, "client_ready")
         stack.wait_status(stopped, "client_ready")
         stack.call("POST", f"/api/v1/instances/{stopped}/stop")
         old_pid = stack.provider_pid(running)
+        # the receiver is down: the event waits in SQS, and must survive the restart
+        receiver.status = 503
+        telegram.push_message(token, 77, "sent while the receiver was down")
+        wait_for(lambda: any("Webhook delivery failed" in line["message"] for line in stack.logs(running)), 15,
+                 "a failed delivery")
     finally:
         assert stack.stop() == 0
-    assert not pid_alive(old_pid) and not port_open(running_port) and not port_open(stack.port)
+    assert not pid_alive(old_pid) and not port_open(running_port)
 
+    receiver.status = 200
     stack.start()
     try:
+        wait_for(lambda: any(m["message"]["body"] == "sent while the receiver was down" for m in receiver.messages()),
+                 30, "the pending event after the restart")
         back = stack.wait_status(running, "client_ready")
         assert back["ports"] == {"api": running_port}
         key = stack.call("GET", f"/api/v1/instances/{running}/current-api-key").json()["data"]["api_key"]
