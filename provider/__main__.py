@@ -11,6 +11,7 @@ from chalicelib.config import Settings
 from chalicelib.wiring import Container
 
 from . import runtime
+from .ecs_metadata import task_address
 from .engines import make_engine
 
 
@@ -26,7 +27,7 @@ def main() -> int:
             Container(settings),
             lambda instance: make_engine(instance, settings),
             bind_host=os.environ.get("INSTANCE_BIND_HOST", "0.0.0.0"),
-            advertise_host=os.environ.get("INSTANCE_ADVERTISE_HOST") or None,
+            advertise_host=os.environ.get("INSTANCE_ADVERTISE_HOST") or task_address(),
         )
     )
 

@@ -101,6 +101,7 @@ class Instance:
             "desired_state": self.desired_state.value,
             "ports": dict(self.ports),
             "account": self.account,
+            "host": self.host,
             "webhook": self._webhook_view(),
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
