@@ -16,11 +16,14 @@ from chalicelib import wiring
 from chalicelib.core.errors import ErrorCode, InstanceManagerError, error_body
 from chalicelib.core.types import iso, utc_now
 from chalicelib.core.validation import parse_json_object, parse_tail
+from chalicelib.qr import qr_page as render_qr_page
 
 app = Chalice(app_name="instance-manager")
 app.log.setLevel(logging.INFO)
 
 INSTANCE = "/api/v1/instances/{instanceId}"
+# The QR page holds no secret: it fetches the QR with the admin key taken from its URL fragment.
+OPEN_ROUTES = {"/api/health", "/qr-page/{instanceId}"}
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _CHALICE_ERRORS = {405: ErrorCode.METHOD_NOT_ALLOWED, 415: ErrorCode.VALIDATION_ERROR, 500: ErrorCode.INTERNAL_ERROR}
 # Bodies are parsed as JSON whatever the label: `curl -d` sends form-urlencoded by default.
@@ -56,7 +59,7 @@ def endpoint(path: str, methods: list[str]) -> Callable[[Callable[..., dict[str,
 
 @app.middleware("http")
 def admin_auth(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    if event.path != "/api/health" and not _authorized(event.headers):
+    if event.path not in OPEN_ROUTES and not _authorized(event.headers):
         return _error(ErrorCode.UNAUTHORIZED, "Missing or wrong admin key: send it as x-api-key or Authorization: Bearer")
     response = get_response(event)
     code = _CHALICE_ERRORS.get(response.status_code)
@@ -159,7 +162,29 @@ def restart_instance(instanceId: str) -> dict[str, Any]:
 
 @endpoint(INSTANCE + "/qr", ["GET"])
 def qr_code(instanceId: str) -> dict[str, Any]:
-    return {"success": True, "data": _service().qr(instanceId)}
+    return {"success": True, "data": _service().qr(instanceId, _public_url(f"/qr-page/{instanceId}"))}
+
+
+@endpoint(INSTANCE + "/pairing-code", ["POST"])
+def pairing_code(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _service().pairing_code(instanceId, _body())}
+
+
+@app.route("/qr-page/{instanceId}", methods=["GET"])
+def qr_page(instanceId: str) -> Response:
+    html = render_qr_page(instanceId, _public_url(f"/api/v1/instances/{instanceId}/qr"))
+    return Response(body=html, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def _public_url(path: str) -> str:
+    """This service's own URL for a path, as the client reached it (stage prefix included)."""
+    request = _request()
+    headers = request.headers
+    host = headers.get("host", "localhost")
+    scheme = headers.get("x-forwarded-proto", "http")
+    stage = request.context.get("stage", "")
+    prefix = f"/{stage}" if stage and ".execute-api." in host else ""
+    return f"{scheme}://{host}{prefix}{path}"
 
 
 @endpoint(INSTANCE + "/auth-status", ["GET"])

@@ -24,6 +24,7 @@ class Settings:
     region: str = "us-east-1"
     instances_table: str = "instance-manager-instances"
     leases_table: str = "instance-manager-leases"
+    auth_table: str = "instance-manager-auth"
     events_queue: str = "instance-manager-events"
     log_group: str = "/instance-manager/instances"
     kms_key_id: str = "alias/instance-manager"
@@ -44,6 +45,7 @@ class Settings:
     telegram_api_root: str = "https://api.telegram.org"
     whatsapp_ws_url: str = ""
     whatsapp_root_public_key: str = ""
+    whatsapp_qr_timeout_ms: int | None = None
     webhook_allow_private: bool = False
     webhook_max_attempts: int = 8
     webhook_retry_base_seconds: int = 2
@@ -64,6 +66,7 @@ class Settings:
             region=get("AWS_REGION", env.get("AWS_DEFAULT_REGION") or d.region),
             instances_table=get("INSTANCES_TABLE", d.instances_table),
             leases_table=get("LEASES_TABLE", d.leases_table),
+            auth_table=get("AUTH_TABLE", d.auth_table),
             events_queue=get("EVENTS_QUEUE_NAME", d.events_queue),
             log_group=get("LOG_GROUP_NAME", d.log_group),
             kms_key_id=get("KMS_KEY_ID", d.kms_key_id),
@@ -84,6 +87,7 @@ class Settings:
             telegram_api_root=get("TELEGRAM_API_ROOT", d.telegram_api_root).rstrip("/"),
             whatsapp_ws_url=get("WHATSAPP_WS_URL", ""),
             whatsapp_root_public_key=get("WHATSAPP_ROOT_PUBLIC_KEY", ""),
+            whatsapp_qr_timeout_ms=int(env["WHATSAPP_QR_TIMEOUT_MS"]) if env.get("WHATSAPP_QR_TIMEOUT_MS") else None,
             webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE")),
             webhook_max_attempts=int(get("WEBHOOK_MAX_ATTEMPTS", str(d.webhook_max_attempts))),
             webhook_retry_base_seconds=int(get("WEBHOOK_RETRY_BASE_SECONDS", str(d.webhook_retry_base_seconds))),

@@ -34,6 +34,9 @@ class InstanceRepository(Protocol):
     ) -> None:
         """Observed state, written by the provider runtime."""
 
+    def set_qr(self, instance_id: str, qr: str | None) -> None:
+        """The QR string a WhatsApp engine shows now (None: no QR pending)."""
+
     def count_key_use(self, instance_id: str) -> None: ...
 
     def count_log_lines(self, instance_id: str, lines: int) -> None: ...
@@ -71,6 +74,23 @@ class LogStore(Protocol):
         """The last `count` lines, oldest first."""
 
     def delete(self, instance_id: str) -> None: ...
+
+
+class AuthStore(Protocol):
+    """An engine's login state (WhatsApp credentials and Signal keys): opaque JSON values by key."""
+
+    def load(self, instance_id: str) -> dict[str, Any]: ...
+
+    def put(self, instance_id: str, items: dict[str, Any]) -> None:
+        """Store each key's value; a None value deletes the key."""
+
+    def wipe(self, instance_id: str) -> None: ...
+
+
+class InstanceGateway(Protocol):
+    """The manager's way to an instance's own API."""
+
+    def call(self, instance: Instance, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
 
 class EventPublisher(Protocol):

@@ -23,7 +23,8 @@ from .core.types import (
 )
 from .core.validation import parse_create_request
 from .instance_log import InstanceLog
-from .ports import InstanceRepository, Launcher, TaskState
+from .ports import InstanceGateway, InstanceRepository, Launcher, TaskState
+from .qr import png_data_url
 from .webhooks import check_webhook_url
 
 SOURCE = "instance-manager"
@@ -39,6 +40,7 @@ class InstanceService:
     launcher: Launcher
     log: InstanceLog
     settings: Settings
+    gateway: InstanceGateway | None = None
     clock: Callable[[], Any] = utc_now
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
 
@@ -86,10 +88,13 @@ class InstanceService:
 
     def start(self, instance_id: str) -> None:
         instance = self.get(instance_id)
-        self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
-        if instance.task_handle and self._is_alive(instance.task_handle):
-            self.log.write(instance.id, "info", "Start requested: provider task already running", SOURCE)
+        alive = instance.task_handle is not None and self._is_alive(instance.task_handle)
+        if alive and instance.desired_state is DesiredState.RUNNING and instance.status is not Status.ERROR:
+            self.log.write(instance.id, "info", "Start requested: already running", SOURCE)
             return
+        self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
+        if alive:  # in error (a rejected token, a logout, an expired QR): a fresh task logs in anew
+            self._stop_task(instance)
         self.log.write(instance.id, "info", "Start requested", SOURCE)
         self._launch(instance)
 
@@ -121,18 +126,36 @@ class InstanceService:
             "instance_status": instance.status.value,
         }
 
-    def qr(self, instance_id: str) -> dict[str, Any]:
+    def qr(self, instance_id: str, page_url: str) -> dict[str, Any]:
         instance = self.get(instance_id)
         if instance.provider is Provider.TELEGRAM:
             raise InstanceManagerError(
                 ErrorCode.QR_NOT_AVAILABLE,
                 "Telegram instances log in with their bot token: there is no QR code",
             )
-        raise InstanceManagerError(
-            ErrorCode.QR_NOT_AVAILABLE,
-            f"No QR code is pending for this instance (status {instance.status.value}, "
-            f"auth_status {instance.auth_status.value})",
-        )
+        if not instance.qr or instance.auth_status is not AuthStatus.QR_READY:
+            hint = " (POST .../start for a new one)" if instance.status is Status.ERROR else ""
+            raise InstanceManagerError(
+                ErrorCode.QR_NOT_AVAILABLE,
+                f"No QR code is pending for this instance (status {instance.status.value}, "
+                f"auth_status {instance.auth_status.value}){hint}",
+            )
+        return {"qr_url": png_data_url(instance.qr), "url": page_url, "qr": instance.qr,
+                "updated_at": iso(instance.qr_updated_at)}
+
+    def pairing_code(self, instance_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        instance = self.get(instance_id)
+        if instance.provider is not Provider.WHATSAPPWEB:
+            raise InstanceManagerError(ErrorCode.QR_NOT_AVAILABLE, "Pairing codes are for WhatsApp instances only")
+        phone = body.get("phone_number")
+        if not isinstance(phone, str) or not 7 <= sum(ch.isdigit() for ch in phone) <= 15:
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR,
+                                       "phone_number is required: the account's number in international format, "
+                                       "e.g. +15551234567")
+        assert self.gateway is not None, "wired in chalicelib.wiring"
+        answer = self.gateway.call(instance, "POST", "/api/v1/pairing-code", {"phone_number": phone})
+        self.log.write(instance.id, "info", "Pairing code requested", SOURCE)
+        return {"pairing_code": answer["data"]["code"], "phone_number": "+" + "".join(c for c in phone if c.isdigit())}
 
     def logs(self, instance_id: str, tail: int) -> tuple[list[LogLine], int]:
         instance = self.get(instance_id)

@@ -33,10 +33,22 @@ class Container:
         return EnvelopeBox(KmsKeyWrapper(self.client("kms"), self.settings.kms_key_id))
 
     @functools.cached_property
-    def repository(self) -> Any:
-        from .adapters.dynamo import DynamoInstanceRepository, define_tables
+    def tables(self) -> Any:
+        from .adapters.dynamo import define_tables
 
-        return DynamoInstanceRepository(define_tables(self.settings, None), self.secret_box, self.settings)
+        return define_tables(self.settings)
+
+    @functools.cached_property
+    def repository(self) -> Any:
+        from .adapters.dynamo import DynamoInstanceRepository
+
+        return DynamoInstanceRepository(self.tables, self.secret_box, self.settings)
+
+    @functools.cached_property
+    def auth_store(self) -> Any:
+        from .adapters.auth_store import DynamoAuthStore
+
+        return DynamoAuthStore(self.tables, self.secret_box)
 
     @functools.cached_property
     def instance_log(self) -> InstanceLog:
@@ -63,9 +75,10 @@ class Container:
 
     @functools.cached_property
     def instances(self) -> Any:
+        from .adapters.instance_api import InstanceApiClient
         from .services import InstanceService
 
-        return InstanceService(self.repository, self.launcher, self.instance_log, self.settings)
+        return InstanceService(self.repository, self.launcher, self.instance_log, self.settings, InstanceApiClient())
 
     @functools.cached_property
     def webhooks(self) -> Any:

@@ -21,11 +21,12 @@ def main() -> int:
         print("INSTANCE_ID is required", file=sys.stderr)
         return 2
     settings = Settings.from_env()
+    container = Container(settings)
     return asyncio.run(
         runtime.run(
             instance_id,
-            Container(settings),
-            lambda instance: make_engine(instance, settings),
+            container,
+            lambda instance: make_engine(instance, settings, container.auth_store),
             bind_host=os.environ.get("INSTANCE_BIND_HOST", "0.0.0.0"),
             advertise_host=os.environ.get("INSTANCE_ADVERTISE_HOST") or task_address(),
         )

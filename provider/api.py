@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
 from chalicelib.core.errors import ErrorCode, InstanceManagerError, error_body
 
-from .engine import Engine
+from .engine import Engine, PairingEngine
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = {"/api/health"}
@@ -72,10 +72,24 @@ def make_app(
         message_id = await engine.send_text(chat_id, text)
         return web.json_response({"success": True, "data": {"id": message_id}})
 
+    async def pairing_code(request: web.Request) -> web.Response:
+        if "pairing_code" not in engine.capabilities:
+            raise InstanceManagerError(ErrorCode.QR_NOT_AVAILABLE, f"The {engine.name} engine has no pairing codes")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "Request body is not valid JSON") from None
+        phone = body.get("phone_number") if isinstance(body, dict) else None
+        if not isinstance(phone, str):
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "phone_number is required")
+        code = await cast(PairingEngine, engine).pairing_code(phone)
+        return web.json_response({"success": True, "data": {"code": code}})
+
     app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_BODY)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_post("/api/v1/messages", send_message)
+    app.router.add_post("/api/v1/pairing-code", pairing_code)
     return app
 
 

@@ -16,6 +16,9 @@ class EngineHost(Protocol):
 
     async def emit_message(self, message: MessageView) -> None: ...
 
+    async def set_qr(self, qr: str | None) -> None:
+        """The QR code to show now; None when no QR is pending."""
+
     def log(self, level: str, message: str, source: str | None = None) -> None: ...
 
 
@@ -29,3 +32,9 @@ class Engine(Protocol):
 
     async def send_text(self, chat_id: str, text: str) -> str:
         """Send a text message; returns the sent message's id. Raises InstanceManagerError."""
+
+
+class PairingEngine(Engine, Protocol):
+    """An engine with "pairing_code" in its capabilities."""
+
+    async def pairing_code(self, phone: str) -> str: ...

@@ -53,6 +53,9 @@ class RuntimeHost:
             self._c.repository.report, self.instance.id, status=status, auth_status=auth_status, account=account
         )
 
+    async def set_qr(self, qr: str | None) -> None:
+        await asyncio.to_thread(self._c.repository.set_qr, self.instance.id, qr)
+
     async def emit_message(self, message: MessageView) -> None:
         event = MessageEvent(instance_id=self.instance.id, provider=self.instance.provider.value, message=message)
         delay, waited = 0.5, 0.0

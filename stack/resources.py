@@ -34,6 +34,7 @@ def environment(outputs: dict[str, str]) -> dict[str, str]:
     return {
         "INSTANCES_TABLE": outputs["InstancesTableName"],
         "LEASES_TABLE": outputs["LeasesTableName"],
+        "AUTH_TABLE": outputs["AuthTableName"],
         "EVENTS_QUEUE_NAME": outputs["EventsQueueName"],
         "LOG_GROUP_NAME": outputs["LogGroupName"],
         "KMS_KEY_ID": outputs["KmsKeyId"],

@@ -9,7 +9,9 @@ hold under concurrent calls.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +56,12 @@ def key_digest(api_key: str) -> str:
 class Tables:
     instances: type[Any]
     leases: type[Any]
+    auth: type[Any]
 
 
-def define_tables(settings: Settings, host: str | None) -> Tables:
-    """Model classes bound to this deployment's table names (PynamoDB reads Meta at class creation)."""
+def define_tables(settings: Settings) -> Tables:
+    """Model classes bound to this deployment's table names (PynamoDB reads Meta at class creation;
+    it follows AWS_ENDPOINT_URL, which is how the local stack points it at moto)."""
 
     class ByCompany(GlobalSecondaryIndex[Any]):
         class Meta:
@@ -102,6 +106,8 @@ def define_tables(settings: Settings, host: str | None) -> Tables:
         key_last_use = UTCDateTimeAttribute(null=True)
         key_usage_count = NumberAttribute(default=0)
         log_lines = NumberAttribute(default=0)
+        qr = UnicodeAttribute(null=True)
+        qr_updated_at = UTCDateTimeAttribute(null=True)
         created_at = UTCDateTimeAttribute()
         updated_at = UTCDateTimeAttribute()
         by_company = ByCompany()
@@ -116,18 +122,25 @@ def define_tables(settings: Settings, host: str | None) -> Tables:
         used_slots = NumberAttribute(null=True)  # not `count`: that is a Model method
         used = NumberSetAttribute(null=True)
 
-    if host:
-        InstanceItem.Meta.host = host  # type: ignore[attr-defined]
-        LeaseItem.Meta.host = host  # type: ignore[attr-defined]
-    return Tables(instances=InstanceItem, leases=LeaseItem)
+    class AuthItem(Model):
+        """One piece of an engine's login state: `creds`, or `<key type>/<key id>` for Signal keys."""
+
+        class Meta:
+            table_name = settings.auth_table
+            region = settings.region
+
+        instance_id = UnicodeAttribute(hash_key=True)
+        item_key = UnicodeAttribute(range_key=True)
+        sealed = UnicodeAttribute()
+
+    return Tables(instances=InstanceItem, leases=LeaseItem, auth=AuthItem)
 
 
 class DynamoInstanceRepository:
-    def __init__(self, tables: Tables, box: SecretBox, settings: Settings, host: str | None = None) -> None:
+    def __init__(self, tables: Tables, box: SecretBox, settings: Settings) -> None:
         self._t = tables
         self._box = box
         self._settings = settings
-        self._host = host
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, instance_id: str) -> Instance | None:
@@ -155,8 +168,8 @@ class DynamoInstanceRepository:
 
     # --- create / delete ---------------------------------------------------------------------
     def create(self, instance: Instance, limit: int, port_range: tuple[int, int]) -> Instance:
-        for _ in range(_MAX_TRANSACTION_TRIES):
-            port = self._free_port(port_range)
+        for attempt in range(_MAX_TRANSACTION_TRIES):
+            port = self._free_port(port_range, attempt)
             stored = instance.replace(ports={t: port for t in instance.type_instance})
             company = self._t.leases(f"company#{instance.company_id}")
             ports = self._t.leases(PORTS_KEY)
@@ -175,8 +188,10 @@ class DynamoInstanceRepository:
                     )
                     tx.save(self._to_item(stored), condition=self._t.instances.instance_id.does_not_exist())
             except TransactWriteError as exc:
+                # One reason per item in the order PynamoDB sends them, puts before updates:
+                # [instance put, company slots update, ports update].
                 reasons = [r.code if r else None for r in exc.cancellation_reasons]
-                if reasons and reasons[0] == "ConditionalCheckFailed":
+                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                     raise InstanceManagerError(
                         ErrorCode.INSTANCE_LIMIT_REACHED,
                         f"Company {instance.company_id} already has {limit} instances (the maximum): delete one first",
@@ -185,14 +200,17 @@ class DynamoInstanceRepository:
             return stored
         raise InstanceManagerError(ErrorCode.INTERNAL_ERROR, "Could not reserve a port: too much contention, try again")
 
-    def _free_port(self, port_range: tuple[int, int]) -> int:
+    def _free_port(self, port_range: tuple[int, int], attempt: int = 0) -> int:
+        """The lowest free port; after a lost race one of the lowest few, at random: concurrent
+        creates all read the same lowest port, and retrying on it alone lets only one win a round."""
         try:
             used = set(self._t.leases.get(PORTS_KEY, consistent_read=True).used or ())
         except DoesNotExist:
             used = set()
-        for port in range(port_range[0], port_range[1] + 1):
-            if port not in used:
-                return port
+        free = (port for port in range(port_range[0], port_range[1] + 1) if port not in used)
+        candidates = list(itertools.islice(free, 1 + 4 * attempt))
+        if candidates:
+            return random.choice(candidates)
         raise InstanceManagerError(
             ErrorCode.PORTS_EXHAUSTED,
             f"Every port in INSTANCE_PORT_RANGE {port_range[0]}-{port_range[1]} is in use: delete an instance or widen the range",
@@ -239,6 +257,13 @@ class DynamoInstanceRepository:
         if actions:
             self._update(instance_id, actions)
 
+    def set_qr(self, instance_id: str, qr: str | None) -> None:
+        I = self._t.instances
+        if qr is None:
+            self._update(instance_id, [I.qr.remove()])
+        else:
+            self._update(instance_id, [I.qr.set(qr), I.qr_updated_at.set(utc_now())])
+
     def count_key_use(self, instance_id: str) -> None:
         I = self._t.instances
         self._update(instance_id, [I.key_usage_count.add(1), I.key_last_use.set(utc_now())], touch=False)
@@ -260,7 +285,7 @@ class DynamoInstanceRepository:
 
     # --- mapping -----------------------------------------------------------------------------
     def _connection(self) -> Connection:
-        return Connection(region=self._settings.region, host=self._host)
+        return Connection(region=self._settings.region)
 
     def _to_item(self, i: Instance) -> Any:
         webhook = i.webhook
@@ -317,4 +342,6 @@ class DynamoInstanceRepository:
             task_handle=item.task_handle,
             host=item.host,
             log_lines=int(item.log_lines or 0),
+            qr=item.qr,
+            qr_updated_at=item.qr_updated_at,
         )

@@ -85,6 +85,8 @@ class Instance:
     task_handle: str | None = None
     host: str | None = None
     log_lines: int = 0
+    qr: str | None = None
+    qr_updated_at: datetime | None = None
 
     def replace(self, **changes: Any) -> Instance:
         return dataclasses.replace(self, **changes)
