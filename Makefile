@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha256sum | cut -c1-12)
 
+# Node is confined to the WhatsApp engine's bridge and to the fake WhatsApp server used in tests.
+NODE_DIRS := provider/engines/whatsapp/bridge tests/peers/whatsapp
+NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
+
 .PHONY: install run test lint typecheck unit bench clean
 
 $(STAMP): requirements.txt requirements-provider.txt requirements-dev.txt
@@ -13,7 +17,11 @@ $(STAMP): requirements.txt requirements-provider.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+%/node_modules/.installed: %/package-lock.json %/package.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMPS)
 
 run: install
 	$(PY) -m stack
@@ -29,9 +37,10 @@ unit: install
 
 test: lint typecheck
 	$(PY) -m pytest -q
+	cd tests/peers/whatsapp && node --test
 
 bench: install
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(addsuffix /node_modules,$(NODE_DIRS))

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from .config import Settings
@@ -28,6 +29,7 @@ from .qr import png_data_url
 from .webhooks import check_webhook_url
 
 SOURCE = "instance-manager"
+LAUNCH_GRACE = timedelta(seconds=10)
 
 
 def new_api_key() -> str:
@@ -167,6 +169,8 @@ class InstanceService:
         started = 0
         for instance in self.repo.list_all():
             if instance.desired_state is DesiredState.RUNNING:
+                if instance.task_handle is None and self.clock() - instance.updated_at < LAUNCH_GRACE:
+                    continue  # a create or start is launching it right now
                 if instance.task_handle is None or not self._is_alive(instance.task_handle):
                     if instance.task_handle is not None:
                         self.log.write(instance.id, "warn", "Provider task is gone; starting it again", "launcher")

@@ -12,7 +12,8 @@ class EngineHost(Protocol):
 
     async def set_state(
         self, status: Status | None = None, auth_status: AuthStatus | None = None, account: str | None = None
-    ) -> None: ...
+    ) -> None:
+        """None leaves a field as it is; account "" clears it."""
 
     async def emit_message(self, message: MessageView) -> None: ...
 

@@ -48,7 +48,7 @@ class RuntimeHost:
             if value is not None:
                 self.state[name] = value.value
         if account is not None:
-            self.state["account"] = account
+            self.state["account"] = account or None
         await asyncio.to_thread(
             self._c.repository.report, self.instance.id, status=status, auth_status=auth_status, account=account
         )

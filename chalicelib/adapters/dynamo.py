@@ -251,7 +251,7 @@ class DynamoInstanceRepository:
         if auth_status is not None:
             actions.append(I.auth_status.set(auth_status.value))
         if account is not None:
-            actions.append(I.account.set(account))
+            actions.append(I.account.set(account) if account else I.account.remove())
         if host is not None:
             actions.append(I.host.set(host))
         if actions:

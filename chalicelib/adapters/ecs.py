@@ -18,6 +18,10 @@ class EcsLauncher:
         self._s = settings
 
     def launch(self, instance: Instance) -> str:
+        """Idempotent: an instance's task already running (startedBy its id) is returned, not doubled."""
+        running = self._ecs.list_tasks(cluster=self._s.ecs_cluster, startedBy=instance.id[:36], desiredStatus="RUNNING")
+        if running.get("taskArns"):
+            return str(running["taskArns"][0])
         definitions = dict(self._s.ecs_task_definitions)
         answer = self._ecs.run_task(
             cluster=self._s.ecs_cluster,

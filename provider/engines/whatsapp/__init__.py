@@ -167,7 +167,7 @@ class WhatsAppEngine:
         if event.get("loggedOut"):
             await asyncio.to_thread(self._store.wipe, self._instance_id)
             await host.set_qr(None)
-            await host.set_state(status=Status.ERROR, auth_status=AuthStatus.FAILED)
+            await host.set_state(status=Status.ERROR, auth_status=AuthStatus.FAILED, account="")
             self._log("error", f"Logged out by WhatsApp ({code}: {reason}); credentials wiped. Start the instance for a new QR")
             return "final"
         if event.get("qrExpired"):

@@ -95,6 +95,7 @@ let config = null
 let auth = null
 let stopping = false
 let reconnectDelay = 1000
+const sentByApi = new Set()
 
 function account () {
   const id = auth && auth.creds.me && auth.creds.me.id
@@ -109,7 +110,6 @@ function connect () {
     printQRInTerminal: false,
     markOnlineOnConnect: false,
     syncFullHistory: false,
-    shouldSyncHistoryMessage: () => false,
     qrTimeout: config.qrTimeoutMs || undefined,
     connectTimeoutMs: 20000,
     defaultQueryTimeoutMs: 20000,
@@ -142,6 +142,8 @@ function connect () {
   sock.ev.on('messages.upsert', ({ messages, type }) => {
     if (type !== 'notify' && type !== 'append') return
     for (const message of messages) {
+      // What we sent through the instance API is not news to the user's webhook.
+      if (message.key && sentByApi.delete(message.key.id)) continue
       const view = normalize(message)
       if (view) emit({ ev: 'message', message: view })
     }
@@ -252,6 +254,8 @@ async function handle (command) {
     case 'send':
       try {
         const sent = await sock.sendMessage(toJid(command.to), { text: command.text })
+        sentByApi.add(sent.key.id)
+        if (sentByApi.size > 1000) sentByApi.delete(sentByApi.values().next().value)
         emit({ ev: 'result', id: command.id, ok: true, messageId: sent.key.id })
       } catch (error) {
         emit({ ev: 'result', id: command.id, ok: false, error: error.message })
