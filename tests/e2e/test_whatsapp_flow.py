@@ -132,7 +132,10 @@ def test_qr_login_messages_and_restarts(stack: LocalStack, whatsapp: FakeWhatsAp
         answer = send(port, key, chat_id, text)
         assert answer.status_code == 200, answer.text
         sent_id = answer.json()["data"]["id"]
-        got = wait_for(lambda t=text: [r for r in whatsapp.received() if r.get("text") == t], 15, f"'{text}' received")
+        def arrived(t: str = text) -> list[dict[str, Any]]:
+            return [r for r in whatsapp.received() if r.get("text") == t]
+
+        got = wait_for(arrived, 15, f"'{text}' received")
         assert got[0]["id"] == sent_id and got[0]["to"] == ALICE
     bad = send(port, key, "not-a-number", "x")
     assert bad.status_code == 400 and bad.json()["code"] == "VALIDATION_ERROR"

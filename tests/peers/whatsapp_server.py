@@ -29,7 +29,7 @@ class FakeWhatsAppServer:
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + 30
-        seen = []
+        seen: list[str] = []
         while not (self.ws_url and self.root_public_key_hex and self.control_url):
             line = self.process.stdout.readline()
             if not line and (self.process.poll() is not None or time.monotonic() > deadline):
