@@ -88,6 +88,13 @@ def login_with_qr(stack: LocalStack, whatsapp: FakeWhatsAppServer, instance_id: 
     assert ready["account"] == f"+{phone}" and ready["auth_status"] == "authenticated"
 
 
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return [p for p in found if pid_alive(p)]
+
+
 def qr_shown(stack: LocalStack, instance_id: str) -> int:
     return sum("QR code ready" in line["message"] for line in stack.logs(instance_id))
 
@@ -159,6 +166,16 @@ def test_qr_login_messages_and_restarts(stack: LocalStack, whatsapp: FakeWhatsAp
     whatsapp.drop(PHONE)
     wait_for(lambda: any("Connection to WhatsApp lost" in line["message"] for line in stack.logs(instance_id)), 15, "drop")
     stack.wait_status(instance_id, "client_ready", timeout=40)
+
+    # the Node child dies under the runtime: the bridge reports it and starts it again, no new QR
+    provider = stack.provider_pid(instance_id)
+    bridge = children(provider)
+    assert len(bridge) == 1
+    os.kill(bridge[0], signal.SIGKILL)
+    wait_for(lambda: any("bridge exited" in line["message"] for line in stack.logs(instance_id)), 10, "the crash report")
+    wait_for(lambda: children(provider) and children(provider) != bridge, 20, "a new bridge process")
+    stack.wait_status(instance_id, "client_ready", timeout=40)
+    assert stack.provider_pid(instance_id) == provider and qr_shown(stack, instance_id) == shown
 
     # logged out from the phone: failed, credentials wiped; start offers a fresh QR
     whatsapp.remove_device(PHONE)
