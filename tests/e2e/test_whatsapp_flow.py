@@ -45,7 +45,7 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(stack_dir: Path, whatsapp: FakeWhatsAppServer) -> Iterator[LocalStack]:
-    local = LocalStack(stack_dir, 3300, {**whatsapp.environment(), "INSTANCE_PORT_RANGE": "9300-9349"})
+    local = LocalStack(stack_dir, 3600, {**whatsapp.environment(), "INSTANCE_PORT_RANGE": "9600-9649"})
     local.start()
     yield local
     if local.process and local.process.poll() is None:
