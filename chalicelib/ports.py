@@ -41,7 +41,7 @@ class InstanceRepository(Protocol):
 
     def count_log_lines(self, instance_id: str, lines: int) -> None: ...
 
-    def delete(self, instance_id: str) -> None:
+    def delete(self, instance: Instance) -> None:
         """Remove the instance, its company slot and its ports."""
 
 

@@ -115,8 +115,10 @@ class InstanceService:
 
     def delete(self, instance_id: str) -> None:
         instance = self.get(instance_id)
-        self._stop_task(instance)
-        self.repo.delete(instance.id)
+        # The record goes first: a reconcile pass between the two steps must not start the task again.
+        self.repo.delete(instance)
+        if instance.task_handle is not None:
+            self.launcher.stop(instance.task_handle)
         self.log.forget(instance.id)
 
     def auth_status(self, instance_id: str) -> dict[str, Any]:

@@ -84,10 +84,11 @@ class Container:
     def webhooks(self) -> Any:
         from .webhooks import WebhookDeliverer, requests_poster
 
-        sqs, queue_url = self.client("sqs"), self.publisher.queue_url
+        sqs, publisher = self.client("sqs"), self.publisher
 
         def change_visibility(receipt_handle: str, seconds: int) -> None:
-            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
+            sqs.change_message_visibility(QueueUrl=publisher.queue_url, ReceiptHandle=receipt_handle,
+                                          VisibilityTimeout=seconds)
 
         s = self.settings
         return WebhookDeliverer(

@@ -30,7 +30,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from ..config import Settings
-from ..core.errors import ErrorCode, InstanceManagerError
+from ..core.errors import ErrorCode, InstanceManagerError, not_found
 from ..core.types import (
     ApiKey,
     AuthStatus,
@@ -99,6 +99,7 @@ def define_tables(settings: Settings) -> Tables:
         webhook_url = UnicodeAttribute(null=True)
         webhook_enabled = BooleanAttribute(null=True)
         webhook_headers_sealed = UnicodeAttribute(null=True)
+        webhook_header_names = ListAttribute(of=UnicodeAttribute, null=True)
         secrets_sealed = UnicodeAttribute(null=True)
         api_key_sealed = UnicodeAttribute()
         api_key_sha256 = UnicodeAttribute()
@@ -150,11 +151,12 @@ class DynamoInstanceRepository:
             return None
         return self._to_domain(item)
 
+    # Listings never need secrets: they are left sealed (no KMS call per item), and empty.
     def list_all(self) -> list[Instance]:
-        return [self._to_domain(i) for i in self._t.instances.by_record_type.query(RECORD_TYPE)]
+        return [self._to_domain(i, open_secrets=False) for i in self._t.instances.by_record_type.query(RECORD_TYPE)]
 
     def list_by_company(self, company_id: str) -> list[Instance]:
-        return [self._to_domain(i) for i in self._t.instances.by_company.query(company_id)]
+        return [self._to_domain(i, open_secrets=False) for i in self._t.instances.by_company.query(company_id)]
 
     def key_matches(self, instance_id: str, api_key: str) -> bool:
         """Used by the provider runtime: compares digests, never decrypts."""
@@ -216,15 +218,17 @@ class DynamoInstanceRepository:
             f"Every port in INSTANCE_PORT_RANGE {port_range[0]}-{port_range[1]} is in use: delete an instance or widen the range",
         )
 
-    def delete(self, instance_id: str) -> None:
-        item = self._t.instances.get(instance_id, consistent_read=True)
+    def delete(self, instance: Instance) -> None:
         L = self._t.leases
-        ports = set(json.loads(item.ports_json).values())
-        with TransactWrite(connection=self._connection()) as tx:
-            tx.delete(item, condition=self._t.instances.instance_id.exists())
-            tx.update(L(f"company#{item.company_id}"), actions=[L.used_slots.add(-1)], condition=L.used_slots > 0)
-            if ports:
-                tx.update(L(PORTS_KEY), actions=[L.used.delete(ports)])
+        ports = set(instance.ports.values())
+        try:
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.delete(self._t.instances(instance.id), condition=self._t.instances.instance_id.exists())
+                tx.update(L(f"company#{instance.company_id}"), actions=[L.used_slots.add(-1)], condition=L.used_slots > 0)
+                if ports:
+                    tx.update(L(PORTS_KEY), actions=[L.used.delete(ports)])
+        except TransactWriteError as exc:
+            raise not_found(instance.id) from exc  # deleted by a concurrent call
 
     # --- updates -----------------------------------------------------------------------------
     def set_desired_state(self, instance_id: str, desired: DesiredState, status: Status) -> None:
@@ -304,6 +308,7 @@ class DynamoInstanceRepository:
             webhook_url=webhook.url if webhook else None,
             webhook_enabled=webhook.enabled if webhook else None,
             webhook_headers_sealed=self._box.seal(json.dumps(webhook.headers)) if webhook and webhook.headers else None,
+            webhook_header_names=sorted(webhook.headers) if webhook and webhook.headers else None,
             secrets_sealed=self._box.seal(json.dumps(i.secrets)) if i.secrets else None,
             api_key_sealed=self._box.seal(i.api_key.value),
             api_key_sha256=key_digest(i.api_key.value),
@@ -314,10 +319,15 @@ class DynamoInstanceRepository:
             updated_at=i.updated_at,
         )
 
-    def _to_domain(self, item: Any) -> Instance:
+    def _to_domain(self, item: Any, open_secrets: bool = True) -> Instance:
+        def unseal(sealed: str | None, default: str) -> str:
+            return self._box.open(sealed) if sealed and open_secrets else default
+
         webhook = None
         if item.webhook_url:
-            headers = json.loads(self._box.open(item.webhook_headers_sealed)) if item.webhook_headers_sealed else {}
+            headers = json.loads(unseal(item.webhook_headers_sealed, "{}"))
+            if not open_secrets:
+                headers = dict.fromkeys(item.webhook_header_names or (), "")
             webhook = WebhookConfig(url=item.webhook_url, headers=headers, enabled=bool(item.webhook_enabled))
         return Instance(
             id=item.instance_id,
@@ -326,7 +336,7 @@ class DynamoInstanceRepository:
             type_instance=tuple(item.type_instance),
             ports=json.loads(item.ports_json),
             api_key=ApiKey(
-                value=self._box.open(item.api_key_sealed),
+                value=unseal(item.api_key_sealed, ""),
                 generated_at=item.key_generated_at,
                 last_use=item.key_last_use,
                 usage_count=int(item.key_usage_count or 0),
@@ -338,7 +348,7 @@ class DynamoInstanceRepository:
             auth_status=AuthStatus(item.auth_status),
             account=item.account,
             webhook=webhook,
-            secrets=json.loads(self._box.open(item.secrets_sealed)) if item.secrets_sealed else {},
+            secrets=json.loads(unseal(item.secrets_sealed, "{}")),
             task_handle=item.task_handle,
             host=item.host,
             log_lines=int(item.log_lines or 0),

@@ -21,7 +21,6 @@ export const DEFAULT_OPTIONS = {
 	log: false
 }
 
-
 /** A stable fake LID user for a phone number (15 digits, starts with 1). */
 export function lidForPhone(phone) {
 	const h = createHash('sha256').update('lid:' + phone).digest()
@@ -218,10 +217,6 @@ export class FakeWhatsApp {
 		this.sendNode(conn, node)
 		conn.state = 'closing'
 		setTimeout(() => conn.ws.terminate(), 300).unref?.()
-	}
-
-	drop(conn) {
-		conn.ws.terminate()
 	}
 
 	async onHandshake(conn, clientStatic, payload) {

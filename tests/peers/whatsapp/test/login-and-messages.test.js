@@ -142,6 +142,16 @@ describe('linked device life cycle', () => {
 		await waitUntil(async () => (await api(srv, 'GET', '/_fake/received')).body.some(m => m.text === 'back online'), 10000)
 	})
 
+	it('a second socket with the same creds replaces the first (440)', { timeout: 20000 }, async () => {
+		const second = connect(srv, auth)
+		await second.waitFor('connection.update', u => u.connection === 'open')
+		const close = await client.closed()
+		assert.equal(client.statusOf(close), DisconnectReason.connectionReplaced)
+		client = second
+		await api(srv, 'POST', '/_fake/messages', { to: PHONE, from: ALICE, text: 'to the new socket' })
+		await client.waitFor('messages.upsert', upsertWithText('to the new socket'))
+	})
+
 	it('remove-device logs the client out (401) and re-login is refused', { timeout: 20000 }, async () => {
 		const r = await api(srv, 'POST', '/_fake/remove-device', { phone: PHONE })
 		assert.deepEqual(r.body.removed, [`${PHONE}:1@s.whatsapp.net`])

@@ -1,0 +1,350 @@
+"""The manager API's OpenAPI 3.1 document, built from the one error table and the route list below,
+and a self-contained page to browse it (no CDN: the page must work where only this service is reachable).
+
+Standard library and `chalicelib.core` only, so building the document never imports chalice or boto3.
+`tests/sdk/test_openapi.py` checks ROUTES against the Chalice app's real routes."""
+
+from __future__ import annotations
+
+import html
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from .core.errors import HTTP_STATUS, ErrorCode
+from .core.types import INSTANCE_TYPES, AuthStatus, DesiredState, LogLine, MessageEvent, MessageView, Provider, Status
+from .core.validation import _BOT_TOKEN, _COMPANY_ID, DEFAULT_LOG_TAIL, MAX_HEADERS, MAX_LOG_TAIL
+
+E = ErrorCode
+INSTANCE = "/api/v1/instances/{instanceId}"
+JSON = "application/json"
+HTML = "text/html"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    response: str  # a schema in components, or "" for an HTML page
+    errors: tuple[ErrorCode, ...] = ()
+    request: str = ""
+    query: tuple[dict[str, Any], ...] = ()
+    open: bool = False  # served without the admin key
+    description: str = ""
+
+
+_COMPANY_QUERY = {"name": "company_id", "in": "query", "required": False, "schema": {"type": "string"},
+                  "description": "Only this company's instances (through a DynamoDB index)."}
+_TAIL_QUERY = {"name": "tail", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LOG_TAIL, "default": DEFAULT_LOG_TAIL},
+               "description": f"How many of the last lines to return (1-{MAX_LOG_TAIL})."}
+_FOUND = (E.INSTANCE_NOT_FOUND,)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/api/health", "health", "Health check", "Monitoring", "Health", open=True),
+    Operation("POST", "/api/v1/instances", "createInstance", "Create a WhatsApp or Telegram instance", "Instances",
+              "CreateInstanceResponse", (E.VALIDATION_ERROR, E.INSTANCE_LIMIT_REACHED, E.PORTS_EXHAUSTED),
+              request="CreateInstanceRequest",
+              description="Answers without waiting for the login or for the task to be running: follow it with "
+                          "auth-status. At most MAX_INSTANCES_PER_COMPANY (10 by default) instances per company."),
+    Operation("GET", "/api/v1/instances", "listInstances", "List instances (all, or one company's)", "Instances",
+              "InstanceList", query=(_COMPANY_QUERY,)),
+    Operation("GET", INSTANCE, "getInstance", "Get one instance", "Instances", "InstanceResponse", _FOUND),
+    Operation("DELETE", INSTANCE, "deleteInstance", "Delete an instance and stop its task", "Instances",
+              "ActionResult", _FOUND),
+    Operation("GET", INSTANCE + "/current-api-key", "getInstanceApiKey", "The instance API's key and its usage",
+              "Instances", "ApiKeyResponse", _FOUND),
+    Operation("POST", INSTANCE + "/start", "startInstance", "Start (desired state running)", "Lifecycle",
+              "ActionResult", _FOUND),
+    Operation("POST", INSTANCE + "/stop", "stopInstance", "Stop (desired state stopped)", "Lifecycle",
+              "ActionResult", _FOUND),
+    Operation("POST", INSTANCE + "/restart", "restartInstance", "Restart the instance's task", "Lifecycle",
+              "ActionResult", _FOUND),
+    Operation("GET", INSTANCE + "/qr", "getQRCode", "The pending WhatsApp QR code", "WhatsApp login",
+              "QRCodeResponse", (*_FOUND, E.QR_NOT_AVAILABLE),
+              description="409 QR_NOT_AVAILABLE for a Telegram instance, and for a WhatsApp instance with no QR "
+                          "pending (still starting, already logged in, or in error: POST start for a new one)."),
+    Operation("POST", INSTANCE + "/pairing-code", "requestPairingCode", "Log WhatsApp in with a pairing code",
+              "WhatsApp login", "PairingCodeResponse",
+              (E.VALIDATION_ERROR, *_FOUND, E.QR_NOT_AVAILABLE, E.INSTANCE_NOT_READY, E.PROVIDER_ERROR),
+              request="PairingCodeRequest",
+              description="The code is typed on the phone (Linked devices → Link with phone number)."),
+    Operation("GET", INSTANCE + "/auth-status", "getAuthStatus", "Authentication status", "Instances",
+              "AuthStatusResponse", _FOUND),
+    Operation("GET", INSTANCE + "/logs", "getInstanceLogs", "The instance's last log lines", "Logs",
+              "LogsResponse", (E.VALIDATION_ERROR, *_FOUND), query=(_TAIL_QUERY,)),
+    Operation("GET", "/qr-page/{instanceId}", "qrPage", "A page that shows the current QR to a person",
+              "WhatsApp login", "", open=True,
+              description="HTML. It fetches the QR itself, with the admin key read from the URL's fragment "
+                          "(#key=...), which browsers never send to a server."),
+    Operation("GET", "/openapi.json", "getOpenApiDocument", "This document", "Monitoring", "OpenApiDocument",
+              open=True),
+    Operation("GET", "/docs", "docsPage", "A page to browse this document", "Monitoring", "", open=True,
+              description="HTML, self-contained (no CDN). Add #key=ADMIN_KEY if /openapi.json needs the admin key."),
+)
+
+ROUTES: list[tuple[str, str]] = [(op.method, op.path) for op in OPERATIONS]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties) if required is None else required,
+            "properties": properties, **extra}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _enum(values: Any, description: str) -> dict[str, Any]:
+    return {"type": "string", "enum": [v.value for v in values], "description": description}
+
+
+def _envelope(data: dict[str, Any]) -> dict[str, Any]:
+    return _obj({"success": {"const": True}, "data": data})
+
+
+_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_TIME = {"type": "string", "format": "date-time"}
+_PY_TYPES = {str: _STR, bool: _BOOL, int: _INT}
+
+
+def _from_typed_dict(shape: Any) -> dict[str, Any]:
+    """The schema of a TypedDict from chalicelib.core.types: one definition of each wire shape."""
+    fields = typing.get_type_hints(shape)
+    schema = _obj({name: _PY_TYPES.get(kind) or _ref(kind.__name__) for name, kind in fields.items()})
+    if shape.__doc__:
+        schema["description"] = " ".join(shape.__doc__.split())
+    return schema
+
+
+def _schemas() -> dict[str, Any]:
+    webhook_in = _obj({
+        "url": {"type": "string", "format": "uri", "maxLength": 2048, "description": "http:// or https://"},
+        "headers": {"type": "object", "additionalProperties": _STR, "maxProperties": MAX_HEADERS,
+                    "description": "Sent with every delivery; stored encrypted, never listed back."},
+        "enabled": {"type": "boolean", "default": True},
+    }, ["url"], additionalProperties=False)
+    common = {
+        "company_id": {"type": "string", "pattern": _COMPANY_ID.pattern},
+        "type_instance": {"type": "array", "minItems": 1, "default": list(INSTANCE_TYPES),
+                          "items": {"type": "string", "enum": list(INSTANCE_TYPES)}},
+        "api_webhook_schema": _ref("WebhookConfig"),
+    }
+    instance = _obj({
+        "id": _STR, "company_id": _STR, "provider": _ref("Provider"),
+        "type_instance": {"type": "array", "items": _STR}, "status": _ref("Status"),
+        "auth_status": _ref("AuthStatus"), "desired_state": _ref("DesiredState"),
+        "ports": {"type": "object", "additionalProperties": _INT, "description": 'Keyed by type: {"api": 8080}'},
+        "account": _nullable(_STR), "host": _nullable({**_STR, "description": "Where the instance API listens"}),
+        "webhook": _nullable(_ref("WebhookView")), "created_at": _TIME, "updated_at": _TIME,
+    })
+    schemas: dict[str, Any] = {
+        "Error": _obj({"success": {"const": False}, "error": {**_STR, "description": "What to fix"},
+                       "code": _ref("ErrorCode")}),
+        "ErrorCode": {"type": "string", "enum": [c.value for c in ErrorCode], "x-http-status": _error_table(),
+                      "description": "The one error table: code → HTTP status (x-http-status)."},
+        "Provider": _enum(Provider, "whatsappweb or telegram"),
+        "Status": _enum(Status, "The instance's observed status"),
+        "AuthStatus": _enum(AuthStatus, "The login's status"),
+        "DesiredState": _enum(DesiredState, "What start and stop asked for"),
+        "WebhookConfig": webhook_in,
+        "WebhookView": _obj({"url": _STR, "enabled": _BOOL,
+                             "headers": {"type": "array", "items": _STR, "description": "Header names only"}}),
+        "CreateInstanceRequest": {"oneOf": [_ref("CreateWhatsAppInstanceRequest"), _ref("CreateTelegramInstanceRequest")],
+                                  "discriminator": {"propertyName": "provider"}},
+        "CreateWhatsAppInstanceRequest": _obj({
+            **common, "provider": {"const": Provider.WHATSAPPWEB.value},
+            "config": {"type": "object", "maxProperties": 0}}, ["company_id", "provider"], additionalProperties=False),
+        "CreateTelegramInstanceRequest": _obj({
+            **common, "provider": {"const": Provider.TELEGRAM.value},
+            "config": _obj({"bot_token": {"type": "string", "pattern": _BOT_TOKEN.pattern,
+                                          "description": "The token from @BotFather"}},
+                           additionalProperties=False)},
+            ["company_id", "provider", "config"], additionalProperties=False),
+        "CreateInstanceResponse": _obj({
+            "success": {"const": True}, "instance_id": _STR, "message": _STR,
+            "process_result": _obj({"success": _BOOL, "details": _obj({
+                "ports": {"type": "object", "additionalProperties": _INT},
+                "api_key": {**_STR, "description": "The instance API's key"}})})}),
+        "Instance": instance,
+        "InstanceList": _obj({"success": {"const": True}, "data": {"type": "array", "items": _ref("Instance")}}),
+        "InstanceResponse": _envelope(_ref("Instance")),
+        "ApiKeyResponse": _envelope(_obj({"api_key": _STR, "generated_at": _TIME, "last_use": _nullable(_TIME),
+                                          "usage_count": _INT})),
+        "ActionResult": _obj({"success": {"const": True}, "message": _STR}),
+        "QRCodeResponse": _envelope(_obj({
+            "qr_url": {**_STR, "description": "data:image/png;base64,..."},
+            "url": {**_STR, "description": "A page that shows the current QR"},
+            "qr": {**_STR, "description": "The raw QR string"}, "updated_at": _nullable(_TIME)})),
+        "PairingCodeRequest": _obj({"phone_number": {**_STR, "description": "International format, 7-15 digits",
+                                                     "examples": ["+15551234567"]}}, additionalProperties=False),
+        "PairingCodeResponse": _envelope(_obj({"pairing_code": _STR, "phone_number": _STR})),
+        "AuthStatusResponse": _envelope(_obj({"status": _ref("AuthStatus"), "authenticated": _BOOL,
+                                              "account": _nullable(_STR), "instance_status": _ref("Status")})),
+        "LogLine": _from_typed_dict(LogLine),
+        "LogsResponse": _envelope(_obj({"logs": {"type": "array", "items": _ref("LogLine")},
+                                        "total_lines": _INT, "tail": _INT})),
+        "Health": _obj({"status": {"const": "healthy"}, "timestamp": _TIME}),
+        "OpenApiDocument": {"type": "object", "required": ["openapi", "paths"]},
+        "MessageView": _from_typed_dict(MessageView),
+        "MessageEvent": _from_typed_dict(MessageEvent),
+    }
+    return schemas
+
+
+def _error_table() -> dict[str, int]:
+    return {code.value: HTTP_STATUS[code] for code in ErrorCode}
+
+
+def _error_response(codes: list[ErrorCode]) -> dict[str, Any]:
+    schema = _obj({"success": {"const": False}, "error": _STR,
+                   "code": {"type": "string", "enum": [c.value for c in codes]}})
+    return {"description": " or ".join(c.value for c in codes),
+            "content": {JSON: {"schema": schema, "example": {"success": False, "error": "…", "code": codes[0].value}}}}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    errors = list(op.errors)
+    if not op.open:
+        errors.append(E.UNAUTHORIZED)
+    if op.response:
+        errors.append(E.INTERNAL_ERROR)
+    responses: dict[str, Any] = {"200": (
+        {"description": "OK", "content": {JSON: {"schema": _ref(op.response)}}} if op.response
+        else {"description": "An HTML page", "content": {HTML: {"schema": _STR}}})}
+    for status in sorted({HTTP_STATUS[c] for c in errors}):
+        responses[str(status)] = _error_response([c for c in errors if HTTP_STATUS[c] == status])
+    spec: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
+                            "responses": responses}
+    if op.description:
+        spec["description"] = op.description
+    parameters = [{"name": "instanceId", "in": "path", "required": True, "schema": _STR}] if "{instanceId}" in op.path else []
+    if parameters or op.query:
+        spec["parameters"] = [*parameters, *op.query]
+    if op.request:
+        spec["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(op.request)}}}
+    if op.open:
+        spec["security"] = []
+    return spec
+
+
+_DESCRIPTION = """Creates and manages WhatsApp and Telegram instances. Every error answers
+`{"success": false, "error": "<what to fix>", "code": "<CODE>"}` with the HTTP status of its code:
+
+| code | HTTP |
+|---|---|
+""" + "".join(f"| `{code.value}` | {HTTP_STATUS[code]} |\n" for code in ErrorCode) + """
+Unknown paths answer 404 ROUTE_NOT_FOUND, unknown methods 405 METHOD_NOT_ALLOWED. Every route but the open ones
+needs the admin key (x-api-key or Authorization: Bearer) when the service has one (ADMIN_API_KEY)."""
+
+
+def document(server_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document, with `server_url` (e.g. http://localhost:3000) as its one server."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Instance Manager API", "version": "1.0.0", "description": _DESCRIPTION},
+        "servers": [{"url": server_url.rstrip("/")}],
+        "security": [{"adminKey": []}, {"bearerAuth": []}],
+        "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "paths": paths,
+        "webhooks": {"message": {"post": {
+            "summary": "An incoming message, POSTed to api_webhook_schema.url with its headers",
+            "operationId": "messageWebhook",
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("MessageEvent")}}},
+            "responses": {"200": {"description": "Any 2xx: delivered. Anything else is retried, then dead-lettered."}},
+        }}},
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "adminKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The same admin key"},
+            },
+        },
+    }
+
+
+def docs_page(openapi_url: str) -> str:
+    """A page that fetches the document and lists its operations and schemas; vanilla JS, no CDN."""
+    url = json.dumps(openapi_url).replace("<", "\\u003c")
+    return _PAGE.replace("__TITLE__", html.escape("Instance Manager API")).replace("__URL__", url)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}
+details{border:1px solid #ddd;border-radius:6px;margin:.4em 0;padding:.3em .8em}
+summary{cursor:pointer}code,pre{font-family:ui-monospace,monospace;font-size:.9em}
+pre{background:#f6f6f6;padding:.6em;overflow:auto}.m{display:inline-block;width:4.5em;font-weight:bold}
+.GET{color:#1565c0}.POST{color:#2e7d32}.DELETE{color:#c62828}.open{color:#888;font-size:.85em}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
+</style></head><body>
+<h1 id="title">__TITLE__</h1><p id="state">Loading the OpenAPI document…</p>
+<div id="intro"></div><h2>Operations</h2><div id="ops"></div><h2>Schemas</h2><div id="schemas"></div>
+<script>
+const specUrl = __URL__;
+const key = new URLSearchParams(location.hash.slice(1)).get("key");
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  for (const child of children) node.append(child instanceof Node ? child : String(child));
+  return node;
+}
+function schemaBlock(schema) { return el("pre", {}, JSON.stringify(schema, null, 2)); }
+function render(spec) {
+  document.getElementById("title").textContent = spec.info.title + " " + spec.info.version;
+  const intro = document.getElementById("intro");
+  intro.append(el("p", {}, "Server: ", el("code", {}, (spec.servers || [{}])[0].url || "")),
+               el("pre", {}, spec.info.description || ""));
+  const table = el("table", {}, el("tr", {}, el("th", {}, "code"), el("th", {}, "HTTP")));
+  const codes = spec.components.schemas.ErrorCode["x-http-status"] || {};
+  for (const [code, status] of Object.entries(codes)) table.append(el("tr", {}, el("td", {}, code), el("td", {}, status)));
+  intro.append(el("h2", {}, "Errors"), table);
+  const ops = document.getElementById("ops");
+  for (const [path, methods] of Object.entries(spec.paths)) {
+    for (const [method, op] of Object.entries(methods)) {
+      const verb = method.toUpperCase();
+      const head = el("summary", {}, el("span", {class: "m " + verb}, verb), el("code", {}, path), " — " + op.summary,
+                      op.security && op.security.length === 0 ? el("span", {class: "open"}, " (open)") : "");
+      const body = el("details", {id: op.operationId}, head, el("p", {}, "operationId: ", el("code", {}, op.operationId)));
+      if (op.description) body.append(el("p", {}, op.description));
+      for (const p of op.parameters || []) {
+        body.append(el("p", {}, p.in + " ", el("code", {}, p.name), p.required ? " (required) " : " ", p.description || ""));
+      }
+      if (op.requestBody) {
+        body.append(el("h4", {}, "Request body"), schemaBlock(op.requestBody.content["application/json"].schema));
+      }
+      for (const [status, answer] of Object.entries(op.responses)) {
+        body.append(el("h4", {}, status + " " + answer.description));
+        for (const content of Object.values(answer.content || {})) body.append(schemaBlock(content.schema));
+      }
+      ops.append(body);
+    }
+  }
+  const schemas = document.getElementById("schemas");
+  for (const [name, schema] of Object.entries(spec.components.schemas)) {
+    schemas.append(el("details", {id: "schema-" + name}, el("summary", {}, el("code", {}, name)), schemaBlock(schema)));
+  }
+  document.getElementById("state").textContent = "OpenAPI " + spec.openapi + " · raw document: ";
+  document.getElementById("state").append(el("a", {href: specUrl}, specUrl));
+}
+fetch(specUrl, {headers: key ? {"x-api-key": key} : {}})
+  .then(async (answer) => {
+    const body = await answer.json();
+    if (!answer.ok) throw new Error(body.error || answer.status);
+    render(body);
+  })
+  .catch((error) => { document.getElementById("state").textContent = "Could not load " + specUrl + ": " + error.message +
+    " (if the service needs the admin key, add #key=ADMIN_KEY to this page's URL)"; });
+</script></body></html>"""
