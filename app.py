@@ -115,7 +115,11 @@ def create_instance() -> dict[str, Any]:
         "message": "Instance created successfully",
         "process_result": {
             "success": True,
-            "details": {"ports": instance.ports, "api_key": instance.api_key.value},
+            "details": {
+                "ports": instance.ports,
+                "api_key": instance.api_key.value,
+                "webhook_secret": instance.signing.current if instance.signing else None,
+            },
         },
     }
 
@@ -170,6 +174,45 @@ def pairing_code(instanceId: str) -> dict[str, Any]:
     return {"success": True, "data": _service().pairing_code(instanceId, _body())}
 
 
+def _webhooks() -> Any:
+    return wiring.container().webhook_settings
+
+
+@endpoint(INSTANCE + "/webhook", ["GET"])
+def get_webhook(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _webhooks().view(instanceId)}
+
+
+@endpoint(INSTANCE + "/webhook", ["PATCH"])
+def update_webhook(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _webhooks().update(instanceId, _body())}
+
+
+@endpoint(INSTANCE + "/webhook/rotate-secret", ["POST"])
+def rotate_webhook_secret(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _webhooks().rotate_secret(instanceId)}
+
+
+@endpoint(INSTANCE + "/webhook/test", ["POST"])
+def send_test_event(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _webhooks().send_test(instanceId)}
+
+
+@endpoint(INSTANCE + "/deliveries", ["GET"])
+def list_deliveries(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _webhooks().list(instanceId, _query("state"), _query("limit"))}
+
+
+@endpoint(INSTANCE + "/deliveries/{deliveryId}", ["GET"])
+def get_delivery(instanceId: str, deliveryId: str) -> dict[str, Any]:
+    return {"success": True, "data": _webhooks().get(instanceId, deliveryId)}
+
+
+@endpoint(INSTANCE + "/deliveries/{deliveryId}/retry", ["POST"])
+def retry_delivery(instanceId: str, deliveryId: str) -> dict[str, Any]:
+    return {"success": True, "data": _webhooks().retry(instanceId, deliveryId)}
+
+
 @app.route("/qr-page/{instanceId}", methods=["GET"])
 def qr_page(instanceId: str) -> Response:
     html = render_qr_page(instanceId, _public_url(f"/api/v1/instances/{instanceId}/qr"))
@@ -213,7 +256,8 @@ for _depth in range(1, 9):
     endpoint("/" + "/".join(f"{{p{i}}}" for i in range(_depth)), _ALL_METHODS)(_route_not_found)
 
 
-@app.on_sqs_message(queue=os.environ.get("EVENTS_QUEUE_NAME", "instance-manager-events"), batch_size=10, name="deliver_webhooks")
+@app.on_sqs_message(queue=os.environ.get("EVENTS_QUEUE_NAME", "instance-manager-events.fifo"), batch_size=10,
+                    name="deliver_webhooks")
 def deliver_webhooks(event: SQSEvent) -> dict[str, Any]:
     records = [record.to_dict() for record in event]
     return dict(wiring.container().webhooks.handle_batch(records))

@@ -25,7 +25,9 @@ class Settings:
     instances_table: str = "instance-manager-instances"
     leases_table: str = "instance-manager-leases"
     auth_table: str = "instance-manager-auth"
-    events_queue: str = "instance-manager-events"
+    deliveries_table: str = "instance-manager-deliveries"
+    events_queue: str = "instance-manager-events.fifo"
+    events_dlq: str = "instance-manager-events-dlq.fifo"
     log_group: str = "/instance-manager/instances"
     kms_key_id: str = "alias/instance-manager"
     secrets_key_file: str = ""
@@ -47,9 +49,12 @@ class Settings:
     whatsapp_root_public_key: str = ""
     whatsapp_qr_timeout_ms: int | None = None
     webhook_allow_private: bool = False
-    webhook_max_attempts: int = 8
     webhook_retry_base_seconds: int = 2
     webhook_timeout_seconds: float = 10.0
+    webhook_max_age_seconds: int = 86400
+    webhook_rate_per_second: int = 100
+    webhook_log_retention_days: int = 7
+    webhook_secret_overlap_seconds: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,7 +72,9 @@ class Settings:
             instances_table=get("INSTANCES_TABLE", d.instances_table),
             leases_table=get("LEASES_TABLE", d.leases_table),
             auth_table=get("AUTH_TABLE", d.auth_table),
+            deliveries_table=get("DELIVERIES_TABLE", d.deliveries_table),
             events_queue=get("EVENTS_QUEUE_NAME", d.events_queue),
+            events_dlq=get("EVENTS_DLQ_NAME", d.events_dlq),
             log_group=get("LOG_GROUP_NAME", d.log_group),
             kms_key_id=get("KMS_KEY_ID", d.kms_key_id),
             secrets_key_file=get("SECRETS_KEY_FILE", ""),
@@ -89,7 +96,11 @@ class Settings:
             whatsapp_root_public_key=get("WHATSAPP_ROOT_PUBLIC_KEY", ""),
             whatsapp_qr_timeout_ms=int(env["WHATSAPP_QR_TIMEOUT_MS"]) if env.get("WHATSAPP_QR_TIMEOUT_MS") else None,
             webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE")),
-            webhook_max_attempts=int(get("WEBHOOK_MAX_ATTEMPTS", str(d.webhook_max_attempts))),
             webhook_retry_base_seconds=int(get("WEBHOOK_RETRY_BASE_SECONDS", str(d.webhook_retry_base_seconds))),
             webhook_timeout_seconds=float(get("WEBHOOK_TIMEOUT_SECONDS", str(d.webhook_timeout_seconds))),
+            webhook_max_age_seconds=int(get("WEBHOOK_MAX_AGE_SECONDS", str(d.webhook_max_age_seconds))),
+            webhook_rate_per_second=int(get("WEBHOOK_RATE_PER_SECOND", str(d.webhook_rate_per_second))),
+            webhook_log_retention_days=int(get("WEBHOOK_LOG_RETENTION_DAYS", str(d.webhook_log_retention_days))),
+            webhook_secret_overlap_seconds=int(get("WEBHOOK_SECRET_OVERLAP_SECONDS",
+                                                   str(d.webhook_secret_overlap_seconds))),
         )

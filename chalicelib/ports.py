@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from .core.types import AuthStatus, DesiredState, Instance, LogLine, Status
+from .core.events import Envelope
+from .core.types import AuthStatus, DesiredState, Instance, LogLine, SigningSecrets, Status, WebhookConfig
 
 
 class InstanceRepository(Protocol):
@@ -33,6 +35,10 @@ class InstanceRepository(Protocol):
         host: str | None = None,
     ) -> None:
         """Observed state, written by the provider runtime."""
+
+    def set_webhook(self, instance_id: str, webhook: WebhookConfig) -> None: ...
+
+    def set_signing(self, instance_id: str, signing: SigningSecrets) -> None: ...
 
     def set_qr(self, instance_id: str, qr: str | None) -> None:
         """The QR string a WhatsApp engine shows now (None: no QR pending)."""
@@ -93,8 +99,24 @@ class InstanceGateway(Protocol):
     def call(self, instance: Instance, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
 
+class DeliveryLog(Protocol):
+    def record(self, event: Envelope, state: str, *, attempted: bool = False, status: int | None = None,
+               error: str | None = None, next_attempt_at: datetime | None = None) -> int: ...
+
+    def list(self, instance_id: str, state: str | None, limit: int) -> list[dict[str, Any]]: ...
+
+    def get(self, instance_id: str, delivery_id: str) -> tuple[dict[str, Any], Envelope] | None: ...
+
+    def forget(self, instance_id: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    def acquire(self, instance_id: str, limit: int) -> bool: ...
+
+
 class EventPublisher(Protocol):
-    def publish(self, event: dict[str, Any]) -> None: ...
+    def publish(self, event: Envelope, dedup_suffix: str = "") -> None:
+        """`dedup_suffix` lets a retry of the same event through a FIFO queue's deduplication window."""
 
 
 class SecretBox(Protocol):

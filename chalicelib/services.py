@@ -11,6 +11,7 @@ from typing import Any
 
 from .config import Settings
 from .core.errors import ErrorCode, InstanceManagerError, not_found
+from .core.signing import new_secret
 from .core.types import (
     ApiKey,
     AuthStatus,
@@ -18,13 +19,14 @@ from .core.types import (
     Instance,
     LogLine,
     Provider,
+    SigningSecrets,
     Status,
     iso,
     utc_now,
 )
 from .core.validation import parse_create_request
 from .instance_log import InstanceLog
-from .ports import InstanceGateway, InstanceRepository, Launcher, TaskState
+from .ports import AuthStore, DeliveryLog, InstanceGateway, InstanceRepository, Launcher, TaskState
 from .qr import png_data_url
 from .webhooks import check_webhook_url
 
@@ -43,6 +45,8 @@ class InstanceService:
     log: InstanceLog
     settings: Settings
     gateway: InstanceGateway | None = None
+    deliveries: DeliveryLog | None = None
+    auth_store: AuthStore | None = None
     clock: Callable[[], Any] = utc_now
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
 
@@ -62,6 +66,7 @@ class InstanceService:
             updated_at=now,
             webhook=request.webhook,
             secrets=request.secrets,
+            signing=SigningSecrets(new_secret()),
         )
         instance = self.repo.create(draft, self.settings.max_instances_per_company, self.settings.port_range)
         self.log.write(instance.id, "info", f"Instance created ({instance.provider.value}, port {instance.ports['api']})", SOURCE)
@@ -120,6 +125,10 @@ class InstanceService:
         if instance.task_handle is not None:
             self.launcher.stop(instance.task_handle)
         self.log.forget(instance.id)
+        if self.auth_store is not None:
+            self.auth_store.wipe(instance.id)
+        if self.deliveries is not None:
+            self.deliveries.forget(instance.id)
 
     def auth_status(self, instance_id: str) -> dict[str, Any]:
         instance = self.get(instance_id)

@@ -1,8 +1,13 @@
-"""Webhook fan-out: turns a batch of SQS records into POSTs to each instance's webhook.
+"""Webhook fan-out: turns a batch of SQS records (event envelopes) into signed POSTs.
 
-A failed record is reported in `batchItemFailures` (the rest of the batch is not redelivered) and
-made invisible for a growing delay; after the queue's maxReceiveCount SQS moves it to the
-dead-letter queue."""
+Per record: the instance's webhook and subscriptions decide whether it goes out at all; the rate
+limiter may defer it; then one POST, signed per Standard Webhooks, redirects not followed. A failure
+is retried by making the record invisible for a while (exponential backoff with jitter, or the
+receiver's Retry-After on 429/503) and reporting it in `batchItemFailures`, so the rest of the batch
+is not delivered again. Events of one chat share a FIFO message group; once one of them fails, the
+later ones of that group in the batch are handed back untouched, so the chat's order holds. A
+4xx other than 408/429, or an event older than the maximum age, goes to the dead-letter queue.
+Every outcome is written to the delivery log."""
 
 from __future__ import annotations
 
@@ -12,26 +17,40 @@ import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from .core import signing
 from .core.errors import invalid
-from .core.types import Instance
+from .core.events import Envelope, encode
+from .core.types import Instance, utc_now
 from .instance_log import InstanceLog
-from .ports import InstanceRepository
+from .ports import DeliveryLog, InstanceRepository, RateLimiter
 
 SOURCE = "webhook"
-MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_BACKOFF_SECONDS = 900
+MAX_VISIBILITY_SECONDS = 43_200  # SQS's ceiling
+RECEIVE_BACKSTOP = 900  # the queue's maxReceiveCount is 1000: we move it ourselves first, with a record
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: int | None  # None: no HTTP answer (refused, timeout, TLS)
+    error: str | None = None
+    retry_after: str | None = None
 
 
 class Poster(Protocol):
-    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-        """POST without following redirects; returns the HTTP status."""
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
+        """POST without following redirects, verifying TLS certificates."""
 
 
-class VisibilityChanger(Protocol):
-    def __call__(self, receipt_handle: str, seconds: int) -> None: ...
+class Queue(Protocol):
+    def retry_later(self, receipt_handle: str, seconds: int) -> None: ...
+
+    def dead_letter(self, event: Envelope, reason: str) -> None: ...
 
 
 def requests_poster() -> Poster:
@@ -39,8 +58,12 @@ def requests_poster() -> Poster:
 
     session = requests.Session()
 
-    def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-        return session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False).status_code
+    def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
+        try:
+            answer = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False, verify=True)
+        except requests.RequestException as exc:
+            return PostResult(None, f"{type(exc).__name__}: {exc}")
+        return PostResult(answer.status_code, None, answer.headers.get("Retry-After"))
 
     return post
 
@@ -85,65 +108,122 @@ def backoff_seconds(attempt: int, base: int) -> int:
     return max(1, int(delay * random.uniform(0.8, 1.2)))
 
 
+def retry_after_seconds(value: str | None, now: datetime) -> int | None:
+    """Retry-After as seconds or as an HTTP date."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return int(value.strip())
+    try:
+        return max(0, int((parsedate_to_datetime(value) - now).total_seconds()))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_retryable(status: int | None) -> bool:
+    return status is None or status >= 500 or status in (408, 429)
+
+
+def _parse(record: dict[str, Any]) -> Envelope | None:
+    try:
+        event = json.loads(record["body"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    required = ("event_id", "type", "instance_id", "group", "occurred_at", "payload")
+    if not isinstance(event, dict) or not all(k in event for k in required):
+        return None
+    return Envelope(**event)  # type: ignore[typeddict-item]
+
+
 @dataclass
 class WebhookDeliverer:
     repo: InstanceRepository
     log: InstanceLog
+    deliveries: DeliveryLog
+    limiter: RateLimiter
+    queue: Queue
     post: Poster
-    change_visibility: VisibilityChanger
     allow_private: bool = False
     timeout: float = 10.0
     retry_base_seconds: int = 2
-    max_attempts: int = 8
+    max_age_seconds: int = 86_400
+    rate_per_second: int = 100
+    clock: Callable[[], datetime] = utc_now
     _instances: dict[str, Instance | None] = field(default_factory=dict)
 
     def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         self._instances = {}
-        failures = []
+        failures: list[dict[str, str]] = []
+        blocked_groups: set[str] = set()
         for record in records:
-            if not self._deliver(record):
+            event = _parse(record)
+            if event is None:
+                continue  # not an envelope of ours: retrying cannot help
+            if event["group"] in blocked_groups or not self._deliver(event, record):
+                blocked_groups.add(event["group"])
                 failures.append({"itemIdentifier": record["messageId"]})
         return {"batchItemFailures": failures}
 
-    def _deliver(self, record: dict[str, Any]) -> bool:
-        try:
-            event = json.loads(record["body"])
-            instance_id = str(event["instance_id"])
-        except (ValueError, KeyError, TypeError):
-            return True  # not an event of ours: retrying cannot help
-        instance = self._instance(instance_id)
-        if instance is None or instance.webhook is None or not instance.webhook.enabled:
+    def _deliver(self, event: Envelope, record: dict[str, Any]) -> bool:
+        """True when the record is done with (delivered, not wanted, or dead-lettered)."""
+        instance = self._instance(event["instance_id"])
+        webhook = instance.webhook if instance else None
+        test = event["type"] == "webhook.test"
+        if instance is None or webhook is None or (not webhook.enabled and not test):
             return True
-        attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-        url = instance.webhook.url
-        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {**instance.webhook.headers, "Content-Type": "application/json", "User-Agent": "instance-manager"}
-        error = self._post(url, body, headers)
-        if error is None:
+        if not test and event["type"] not in webhook.events:
             return True
-        final = attempt >= self.max_attempts
-        self.log.write(
-            instance_id,
-            "error" if final else "warn",
-            f"Webhook delivery failed (attempt {attempt}/{self.max_attempts}): {error}"
-            + (" — moved to the dead-letter queue" if final else ""),
-            SOURCE,
-        )
-        if not final:
-            self.change_visibility(record["receiptHandle"], backoff_seconds(attempt, self.retry_base_seconds))
+        now = self.clock()
+        age = (now - datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))).total_seconds()
+        receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        if age > self.max_age_seconds or receives >= RECEIVE_BACKSTOP:
+            return self._dead(event, f"gave up after {int(age)} s (WEBHOOK_MAX_AGE_SECONDS {self.max_age_seconds})")
+        if not self.limiter.acquire(instance.id, self.rate_per_second):
+            self.deliveries.record(event, "pending", next_attempt_at=now + timedelta(seconds=1))
+            self.queue.retry_later(record["receiptHandle"], 1)
+            return False
+        result = self._post(instance, event)
+        if result.status is not None and 200 <= result.status < 300:
+            self.deliveries.record(event, "delivered", attempted=True, status=result.status)
+            return True
+        error = result.error or f"HTTP {result.status}"
+        if not is_retryable(result.status):
+            self.deliveries.record(event, "dead", attempted=True, status=result.status, error=error)
+            return self._dead(event, f"{error}: not retried (only 408, 429 and 5xx are)", recorded=True)
+        delay = backoff_seconds(receives, self.retry_base_seconds)
+        if result.status in (429, 503):
+            delay = retry_after_seconds(result.retry_after, now) or delay
+        delay = min(delay, MAX_VISIBILITY_SECONDS)
+        attempts = self.deliveries.record(event, "failed", attempted=True, status=result.status, error=error,
+                                          next_attempt_at=now + timedelta(seconds=delay))
+        self.log.write(instance.id, "warn", f"Webhook delivery {event['event_id']} failed (attempt {attempts}): {error}; "
+                       f"retrying in {delay} s", SOURCE)
+        self.queue.retry_later(record["receiptHandle"], delay)
         return False
 
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
-        hostname = urlsplit(url).hostname or ""
-        if not self.allow_private and is_private_host(hostname):
-            return f"{hostname} resolves to a private address"
-        try:
-            status = self.post(url, body, headers, self.timeout)
-        except Exception as exc:  # connection refused, timeout, TLS: all retried
-            return f"{type(exc).__name__}: {exc}"
-        if 200 <= status < 300:
-            return None
-        return f"HTTP {status}"
+    def _post(self, instance: Instance, event: Envelope) -> PostResult:
+        webhook = instance.webhook
+        assert webhook is not None
+        hostname = urlsplit(webhook.url).hostname or ""
+        if not self.allow_private and is_private_host(hostname):  # DNS may have changed since it was configured
+            return PostResult(None, f"{hostname} resolves to a private address")
+        body = encode(event["payload"])
+        secrets_in_use = instance.signing.in_use(self.clock()) if instance.signing else []
+        headers = {
+            **webhook.headers,
+            "Content-Type": "application/json",
+            "User-Agent": "instance-manager",
+            **(signing.headers(secrets_in_use, event["event_id"], body) if secrets_in_use else {}),
+        }
+        return self.post(webhook.url, body, headers, self.timeout)
+
+    def _dead(self, event: Envelope, reason: str, recorded: bool = False) -> bool:
+        if not recorded:
+            self.deliveries.record(event, "dead", error=reason)
+        self.queue.dead_letter(event, reason)
+        self.log.write(event["instance_id"], "error", f"Webhook delivery {event['event_id']} moved to the dead-letter "
+                       f"queue: {reason}. Retry it with POST .../deliveries/{event['event_id']}/retry", SOURCE)
+        return True
 
     def _instance(self, instance_id: str) -> Instance | None:
         if instance_id not in self._instances:

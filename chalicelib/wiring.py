@@ -78,23 +78,34 @@ class Container:
         from .adapters.instance_api import InstanceApiClient
         from .services import InstanceService
 
-        return InstanceService(self.repository, self.launcher, self.instance_log, self.settings, InstanceApiClient())
+        return InstanceService(self.repository, self.launcher, self.instance_log, self.settings,
+                               gateway=InstanceApiClient(), deliveries=self.deliveries, auth_store=self.auth_store)
+
+    @functools.cached_property
+    def webhook_settings(self) -> Any:
+        from .webhook_service import WebhookService
+
+        return WebhookService(self.repository, self.deliveries, self.publisher, self.instance_log, self.settings)
+
+    @functools.cached_property
+    def deliveries(self) -> Any:
+        from .adapters.deliveries import DynamoDeliveryLog
+
+        return DynamoDeliveryLog(self.tables, self.settings.webhook_log_retention_days)
 
     @functools.cached_property
     def webhooks(self) -> Any:
+        from .adapters.deliveries import DynamoRateLimiter
+        from .adapters.sqs import SqsDeliveryQueue, SqsEventPublisher
         from .webhooks import WebhookDeliverer, requests_poster
 
-        sqs, publisher = self.client("sqs"), self.publisher
-
-        def change_visibility(receipt_handle: str, seconds: int) -> None:
-            sqs.change_message_visibility(QueueUrl=publisher.queue_url, ReceiptHandle=receipt_handle,
-                                          VisibilityTimeout=seconds)
-
         s = self.settings
+        queue = SqsDeliveryQueue(self.client("sqs"), self.publisher, SqsEventPublisher(self.client("sqs"), s.events_dlq))
         return WebhookDeliverer(
-            self.repository, self.instance_log, requests_poster(), change_visibility,
-            allow_private=s.webhook_allow_private, timeout=s.webhook_timeout_seconds,
-            retry_base_seconds=s.webhook_retry_base_seconds, max_attempts=s.webhook_max_attempts,
+            self.repository, self.instance_log, self.deliveries, DynamoRateLimiter(self.tables), queue,
+            requests_poster(), allow_private=s.webhook_allow_private, timeout=s.webhook_timeout_seconds,
+            retry_base_seconds=s.webhook_retry_base_seconds, max_age_seconds=s.webhook_max_age_seconds,
+            rate_per_second=s.webhook_rate_per_second,
         )
 
 

@@ -17,6 +17,9 @@ class EngineHost(Protocol):
 
     async def emit_message(self, message: MessageView) -> None: ...
 
+    async def emit_ack(self, message_id: str, chat_id: str, status: str) -> None:
+        """A sent message reached `status`: server, delivered or read."""
+
     async def set_qr(self, qr: str | None) -> None:
         """The QR code to show now; None when no QR is pending."""
 

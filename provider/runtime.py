@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from chalicelib.adapters.dynamo import key_digest
+from chalicelib.core.events import envelope
 from chalicelib.core.types import AuthStatus, Instance, LogLine, MessageEvent, MessageView, Status
 from chalicelib.wiring import Container
 
@@ -32,6 +33,7 @@ class RuntimeHost:
         self._c = container
         self._log = container.instance_log
         self._pending: list[LogLine] = []
+        self._publish_lock = asyncio.Lock()  # one publish at a time keeps each group's order
         self.state: dict[str, Any] = {
             "status": instance.status.value,
             "auth_status": instance.auth_status.value,
@@ -44,6 +46,7 @@ class RuntimeHost:
     async def set_state(
         self, status: Status | None = None, auth_status: AuthStatus | None = None, account: str | None = None
     ) -> None:
+        before = dict(self.state)
         for name, value in (("status", status), ("auth_status", auth_status)):
             if value is not None:
                 self.state[name] = value.value
@@ -52,25 +55,43 @@ class RuntimeHost:
         await asyncio.to_thread(
             self._c.repository.report, self.instance.id, status=status, auth_status=auth_status, account=account
         )
+        if self.state != before:
+            await self._publish("instance.status", {**self._about(), "event": "instance.status", "data": dict(self.state)},
+                                group="status")
 
     async def set_qr(self, qr: str | None) -> None:
         await asyncio.to_thread(self._c.repository.set_qr, self.instance.id, qr)
+        if qr:
+            await self._publish("qr", {**self._about(), "event": "qr", "data": {"qr": qr}}, group="status")
 
     async def emit_message(self, message: MessageView) -> None:
-        event = MessageEvent(instance_id=self.instance.id, provider=self.instance.provider.value, message=message)
+        payload = MessageEvent(instance_id=self.instance.id, provider=self.instance.provider.value, message=message)
+        await self._publish("message", dict(payload), group=message["chatId"])
+
+    async def emit_ack(self, message_id: str, chat_id: str, status: str) -> None:
+        data = {"id": message_id, "chatId": chat_id, "status": status}
+        await self._publish("message.ack", {**self._about(), "event": "message.ack", "data": data}, group=chat_id)
+
+    def _about(self) -> dict[str, Any]:
+        return {"instance_id": self.instance.id, "provider": self.instance.provider.value}
+
+    async def _publish(self, kind: str, payload: dict[str, Any], group: str) -> None:
+        """To SQS, in order per group (a chat, or the instance's status); held and retried, not dropped."""
+        event = envelope(kind, self.instance.id, payload, group=f"{self.instance.id}:{group}")
         delay, waited = 0.5, 0.0
-        while True:
-            try:
-                await asyncio.to_thread(self._c.publisher.publish, dict(event))
-                return
-            except Exception as exc:  # SQS unreachable: hold the message and retry rather than drop it
-                if waited >= PUBLISH_RETRY_LIMIT_S:
-                    self.log("error", f"Could not publish message {message['id']} to SQS: {exc}")
+        async with self._publish_lock:
+            while True:
+                try:
+                    await asyncio.to_thread(self._c.publisher.publish, event)
                     return
-                self.log("warn", f"Publishing message {message['id']} failed ({exc}); retrying")
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 30.0)
+                except Exception as exc:  # SQS unreachable
+                    if waited >= PUBLISH_RETRY_LIMIT_S:
+                        self.log("error", f"Could not publish {kind} event {event['event_id']} to SQS: {exc}")
+                        return
+                    self.log("warn", f"Publishing {kind} event {event['event_id']} failed ({exc}); retrying")
+                    await asyncio.sleep(delay)
+                    waited += delay
+                    delay = min(delay * 2, 30.0)
 
     def log(self, level: str, message: str, source: str | None = None) -> None:
         line = self._log.line(level, message, source or SOURCE)

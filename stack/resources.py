@@ -36,6 +36,8 @@ def environment(outputs: dict[str, str]) -> dict[str, str]:
         "LEASES_TABLE": outputs["LeasesTableName"],
         "AUTH_TABLE": outputs["AuthTableName"],
         "EVENTS_QUEUE_NAME": outputs["EventsQueueName"],
+        "EVENTS_DLQ_NAME": outputs["EventsDeadLetterQueueName"],
+        "DELIVERIES_TABLE": outputs["DeliveriesTableName"],
         "LOG_GROUP_NAME": outputs["LogGroupName"],
         "KMS_KEY_ID": outputs["KmsKeyId"],
     }

@@ -13,13 +13,16 @@ import itertools
 import json
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     ListAttribute,
     NumberAttribute,
     NumberSetAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
@@ -31,12 +34,14 @@ from pynamodb.transactions import TransactWrite
 
 from ..config import Settings
 from ..core.errors import ErrorCode, InstanceManagerError, not_found
+from ..core.events import DEFAULT_EVENTS
 from ..core.types import (
     ApiKey,
     AuthStatus,
     DesiredState,
     Instance,
     Provider,
+    SigningSecrets,
     Status,
     WebhookConfig,
     utc_now,
@@ -57,6 +62,7 @@ class Tables:
     instances: type[Any]
     leases: type[Any]
     auth: type[Any]
+    deliveries: type[Any]
 
 
 def define_tables(settings: Settings) -> Tables:
@@ -79,6 +85,14 @@ def define_tables(settings: Settings) -> Tables:
         record_type = UnicodeAttribute(hash_key=True)
         created_at = UTCDateTimeAttribute(range_key=True)
 
+    class ByState(GlobalSecondaryIndex[Any]):
+        class Meta:
+            index_name = "by_state"
+            projection = AllProjection()
+
+        instance_state = UnicodeAttribute(hash_key=True)
+        delivery_id = UnicodeAttribute(range_key=True)
+
     class InstanceItem(Model):
         class Meta:
             table_name = settings.instances_table
@@ -100,6 +114,8 @@ def define_tables(settings: Settings) -> Tables:
         webhook_enabled = BooleanAttribute(null=True)
         webhook_headers_sealed = UnicodeAttribute(null=True)
         webhook_header_names = ListAttribute(of=UnicodeAttribute, null=True)
+        webhook_events = ListAttribute(of=UnicodeAttribute, null=True)
+        signing_sealed = UnicodeAttribute(null=True)
         secrets_sealed = UnicodeAttribute(null=True)
         api_key_sealed = UnicodeAttribute()
         api_key_sha256 = UnicodeAttribute()
@@ -134,7 +150,30 @@ def define_tables(settings: Settings) -> Tables:
         item_key = UnicodeAttribute(range_key=True)
         sealed = UnicodeAttribute()
 
-    return Tables(instances=InstanceItem, leases=LeaseItem, auth=AuthItem)
+    class DeliveryItem(Model):
+        """A webhook delivery (pk instance, sk event id), or a per-second rate counter (pk rate#instance)."""
+
+        class Meta:
+            table_name = settings.deliveries_table
+            region = settings.region
+
+        instance_id = UnicodeAttribute(hash_key=True)
+        delivery_id = UnicodeAttribute(range_key=True)
+        instance_state = UnicodeAttribute(null=True)  # "<instance>#<state>": the by_state index's key
+        state = UnicodeAttribute(null=True)
+        event_type = UnicodeAttribute(null=True)
+        envelope_z = BinaryAttribute(null=True, legacy_encoding=False)
+        attempts = NumberAttribute(null=True)
+        last_status = NumberAttribute(null=True)
+        last_error = UnicodeAttribute(null=True)
+        next_attempt_at = UTCDateTimeAttribute(null=True)
+        created_at = UTCDateTimeAttribute(null=True)
+        updated_at = UTCDateTimeAttribute(null=True)
+        hits = NumberAttribute(null=True)
+        expires_at = TTLAttribute(null=True)
+        by_state = ByState()
+
+    return Tables(instances=InstanceItem, leases=LeaseItem, auth=AuthItem, deliveries=DeliveryItem)
 
 
 class DynamoInstanceRepository:
@@ -261,6 +300,26 @@ class DynamoInstanceRepository:
         if actions:
             self._update(instance_id, actions)
 
+    def set_webhook(self, instance_id: str, webhook: WebhookConfig) -> None:
+        I = self._t.instances
+        actions = [
+            I.webhook_url.set(webhook.url),
+            I.webhook_enabled.set(webhook.enabled),
+            I.webhook_events.set(list(webhook.events)),
+            I.webhook_headers_sealed.set(self._box.seal(json.dumps(webhook.headers))) if webhook.headers
+            else I.webhook_headers_sealed.remove(),
+            I.webhook_header_names.set(sorted(webhook.headers)) if webhook.headers else I.webhook_header_names.remove(),
+        ]
+        self._update(instance_id, actions)
+
+    def set_signing(self, instance_id: str, signing: SigningSecrets) -> None:
+        self._update(instance_id, [self._t.instances.signing_sealed.set(self._seal_signing(signing))])
+
+    def _seal_signing(self, signing: SigningSecrets) -> str:
+        expires = signing.previous_expires_at.isoformat() if signing.previous_expires_at else None
+        return self._box.seal(json.dumps({"current": signing.current, "previous": signing.previous,
+                                          "previous_expires_at": expires}))
+
     def set_qr(self, instance_id: str, qr: str | None) -> None:
         I = self._t.instances
         if qr is None:
@@ -309,6 +368,8 @@ class DynamoInstanceRepository:
             webhook_enabled=webhook.enabled if webhook else None,
             webhook_headers_sealed=self._box.seal(json.dumps(webhook.headers)) if webhook and webhook.headers else None,
             webhook_header_names=sorted(webhook.headers) if webhook and webhook.headers else None,
+            webhook_events=list(webhook.events) if webhook else None,
+            signing_sealed=self._seal_signing(i.signing) if i.signing else None,
             secrets_sealed=self._box.seal(json.dumps(i.secrets)) if i.secrets else None,
             api_key_sealed=self._box.seal(i.api_key.value),
             api_key_sha256=key_digest(i.api_key.value),
@@ -328,7 +389,14 @@ class DynamoInstanceRepository:
             headers = json.loads(unseal(item.webhook_headers_sealed, "{}"))
             if not open_secrets:
                 headers = dict.fromkeys(item.webhook_header_names or (), "")
-            webhook = WebhookConfig(url=item.webhook_url, headers=headers, enabled=bool(item.webhook_enabled))
+            webhook = WebhookConfig(url=item.webhook_url, headers=headers, enabled=bool(item.webhook_enabled),
+                                    events=tuple(item.webhook_events or DEFAULT_EVENTS))
+        signing = None
+        if item.signing_sealed and open_secrets:
+            data = json.loads(self._box.open(item.signing_sealed))
+            expires = data.get("previous_expires_at")
+            signing = SigningSecrets(data["current"], data.get("previous"),
+                                     datetime.fromisoformat(expires) if expires else None)
         return Instance(
             id=item.instance_id,
             company_id=item.company_id,
@@ -354,4 +422,5 @@ class DynamoInstanceRepository:
             log_lines=int(item.log_lines or 0),
             qr=item.qr,
             qr_updated_at=item.qr_updated_at,
+            signing=signing,
         )

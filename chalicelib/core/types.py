@@ -54,6 +54,20 @@ class WebhookConfig:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
+    events: tuple[str, ...] = ("message",)
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    """The webhook signing secret; after a rotation the previous one signs too until it expires."""
+
+    current: str
+    previous: str | None = None
+    previous_expires_at: datetime | None = None
+
+    def in_use(self, now: datetime) -> list[str]:
+        alive = self.previous and self.previous_expires_at and now < self.previous_expires_at
+        return [self.current, self.previous] if alive and self.previous else [self.current]
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,7 @@ class Instance:
     log_lines: int = 0
     qr: str | None = None
     qr_updated_at: datetime | None = None
+    signing: SigningSecrets | None = None
 
     def replace(self, **changes: Any) -> Instance:
         return dataclasses.replace(self, **changes)
@@ -117,6 +132,7 @@ class Instance:
             "url": self.webhook.url,
             "enabled": self.webhook.enabled,
             "headers": sorted(self.webhook.headers),
+            "events": list(self.webhook.events),
         }
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import invalid
+from .events import DEFAULT_EVENTS, EVENT_TYPES
+from .signing import RESERVED_HEADERS
 from .types import INSTANCE_TYPES, Provider, WebhookConfig
 
 MAX_LOG_TAIL = 1000
@@ -100,9 +102,9 @@ def parse_webhook(value: Any) -> WebhookConfig | None:
         return None
     if not isinstance(value, dict):
         raise invalid("api_webhook_schema must be a JSON object with url, headers and enabled")
-    unknown = sorted(set(value) - {"url", "headers", "enabled"})
+    unknown = sorted(set(value) - {"url", "headers", "enabled", "events"})
     if unknown:
-        raise invalid(f"Unknown api_webhook_schema field(s) {unknown}: allowed are ['enabled', 'headers', 'url']")
+        raise invalid(f"Unknown api_webhook_schema field(s) {unknown}: allowed are ['enabled', 'events', 'headers', 'url']")
     url = value.get("url")
     if not isinstance(url, str) or not _is_http_url(url):
         raise invalid("api_webhook_schema.url must be an absolute http:// or https:// URL")
@@ -116,10 +118,39 @@ def parse_webhook(value: Any) -> WebhookConfig | None:
             raise invalid(f"api_webhook_schema.headers: {name!r} is not a valid HTTP header name")
         if "\r" in header_value or "\n" in header_value:
             raise invalid(f"api_webhook_schema.headers: the value of {name!r} must not contain line breaks")
+        if name.lower() in RESERVED_HEADERS:
+            raise invalid(f"api_webhook_schema.headers: {name!r} is set by the service (webhook signatures) "
+                          "and cannot be replaced")
     enabled = value.get("enabled", True)
     if not isinstance(enabled, bool):
         raise invalid("api_webhook_schema.enabled must be true or false")
-    return WebhookConfig(url=url, headers=dict(headers), enabled=enabled)
+    return WebhookConfig(url=url, headers=dict(headers), enabled=enabled, events=parse_events(value.get("events")))
+
+
+def parse_webhook_update(body: dict[str, Any], current: WebhookConfig | None) -> WebhookConfig:
+    """PATCH semantics: the fields sent replace the current ones (headers as a whole)."""
+    merged: dict[str, Any] = {}
+    if current is not None:
+        merged = {"url": current.url, "headers": dict(current.headers), "enabled": current.enabled,
+                  "events": list(current.events)}
+    elif "url" not in body:
+        raise invalid("This instance has no webhook yet: send at least its url")
+    merged.update(body)
+    webhook = parse_webhook(merged)
+    assert webhook is not None
+    return webhook
+
+
+def parse_events(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_EVENTS
+    subscribable = [e for e in EVENT_TYPES if e != "webhook.test"]
+    if not isinstance(value, list) or not value or not all(isinstance(e, str) for e in value):
+        raise invalid(f"api_webhook_schema.events must be a non-empty list from {subscribable}")
+    unknown = [e for e in value if e not in subscribable]
+    if unknown:
+        raise invalid(f"Unknown webhook event(s) {unknown}: allowed are {subscribable}")
+    return tuple(dict.fromkeys(value))
 
 
 def _is_http_url(url: str) -> bool:
@@ -133,7 +164,7 @@ def _is_http_url(url: str) -> bool:
 def parse_tail(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LOG_TAIL
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise invalid(f"tail must be a positive integer (1-{MAX_LOG_TAIL}), got {raw!r}")
     tail = int(raw)
     if tail > MAX_LOG_TAIL:

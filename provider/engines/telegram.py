@@ -139,6 +139,8 @@ class TelegramEngine:
             raise InstanceManagerError(ErrorCode.PROVIDER_ERROR, f"Telegram rate limit: retry after {exc.retry_after} s") from exc
         except TelegramError as exc:
             raise InstanceManagerError(ErrorCode.PROVIDER_ERROR, f"Telegram error: {exc}") from exc
+        if self._host is not None:  # accepted by Telegram's servers: the only ack the Bot API gives
+            self._signal(self._host.emit_ack(message_id(sent), str(sent.chat.id), "server"))
         return message_id(sent)
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

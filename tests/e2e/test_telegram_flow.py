@@ -194,7 +194,7 @@ def test_stack_restart_keeps_instances_and_pending_events(tmp_path: Path, telegr
         # the receiver is down: the event waits in SQS, and must survive the restart
         receiver.status = 503
         telegram.push_message(token, 77, "sent while the receiver was down")
-        wait_for(lambda: any("Webhook delivery failed" in line["message"] for line in stack.logs(running)), 15,
+        wait_for(lambda: any("failed (attempt" in line["message"] for line in stack.logs(running)), 15,
                  "a failed delivery")
     finally:
         assert stack.stop() == 0

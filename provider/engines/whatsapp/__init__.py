@@ -141,6 +141,8 @@ class WhatsAppEngine:
             return await self._on_connection(event)
         elif kind == "message":
             await host.emit_message(MessageView(**event["message"]))  # type: ignore[typeddict-item]
+        elif kind == "ack":
+            await host.emit_ack(str(event["id"]), str(event["chatId"]), str(event["status"]))
         elif kind == "result":
             future = self._results.pop(int(event["id"]), None)
             if future is not None and not future.done():

@@ -139,6 +139,13 @@ function connect () {
       emit({ ev: 'connection', state: 'connecting' })
     }
   })
+  sock.ev.on('messages.update', (updates) => {
+    for (const { key, update } of updates) {
+      const status = ACK_NAMES[update && update.status]
+      // 'server' is reported once, when sendMessage returns
+      if (key && key.fromMe && status && status !== 'server') emit({ ev: 'ack', id: key.id, chatId: chatIdOf(key), status })
+    }
+  })
   sock.ev.on('messages.upsert', ({ messages, type }) => {
     if (type !== 'notify' && type !== 'append') return
     for (const message of messages) {
@@ -227,6 +234,16 @@ export function normalize (message) {
   }
 }
 
+// proto.WebMessageInfo.Status: 2 SERVER_ACK, 3 DELIVERY_ACK, 4 READ, 5 PLAYED
+const ACK_NAMES = { 2: 'server', 3: 'delivered', 4: 'read', 5: 'played' }
+
+function chatIdOf (key) {
+  const remote = key.remoteJid || ''
+  if (remote.endsWith('@g.us')) return remote
+  const person = remote.endsWith('@lid') && key.remoteJidAlt ? key.remoteJidAlt : remote
+  return `${phoneOf(person)}@c.us`
+}
+
 function toJid (chatId) {
   if (/^\d+$/.test(chatId)) return `${chatId}@s.whatsapp.net`
   if (chatId.endsWith('@c.us')) return `${chatId.slice(0, -5)}@s.whatsapp.net`
@@ -255,6 +272,7 @@ async function handle (command) {
       try {
         const sent = await sock.sendMessage(toJid(command.to), { text: command.text })
         sentByApi.add(sent.key.id)
+        emit({ ev: 'ack', id: sent.key.id, chatId: chatIdOf(sent.key), status: 'server' })
         if (sentByApi.size > 1000) sentByApi.delete(sentByApi.values().next().value)
         emit({ ev: 'result', id: command.id, ok: true, messageId: sent.key.id })
       } catch (error) {
