@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from . import moto_state, resources
-from .sqs_loop import SqsLoop
 from .supervisor import ROOT, LocalProcessLauncher, ReconcileLoop, serve
 
 REGION = "us-east-1"
@@ -107,11 +106,7 @@ def main() -> int:
     loop = ReconcileLoop(reconcile)
     loop.start()
 
-    import app as chalice_app
-
-    sqs = session.client("sqs")
-    sqs_loop = SqsLoop(sqs, container.publisher.queue_url, chalice_app.deliver_webhooks, REGION)
-    sqs_loop.start()
+    sqs_loop = Child([sys.executable, "-m", "stack.sqs_loop"], "the SQS loop")
 
     chalice = subprocess.Popen(
         [str(Path(sys.executable).parent / "chalice"), "local", "--host", "127.0.0.1", "--port", str(port),
@@ -131,6 +126,7 @@ def main() -> int:
         if chalice.poll() is not None:
             print(f"[stack] chalice local exited with {chalice.returncode}", flush=True)
             break
+        sqs_loop.keep_running()
 
     print("[stack] stopping", flush=True)
     loop.stop()
@@ -140,11 +136,30 @@ def main() -> int:
         launcher.stop_all()
     launcher_http.shutdown()
     loop.join(timeout=5)
-    sqs_loop.join(timeout=5)
     keeper.stop()
     moto.stop()
     print("[stack] stopped", flush=True)
     return 0
+
+
+class Child:
+    """A process of the stack that is started again when it dies (as Lambda would be)."""
+
+    def __init__(self, command: list[str], name: str) -> None:
+        self._command, self._name = command, name
+        self._process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self._command, cwd=ROOT, env=dict(os.environ), start_new_session=True,
+                                stdin=subprocess.DEVNULL)
+
+    def keep_running(self) -> None:
+        if self._process.poll() is not None:
+            print(f"[stack] {self._name} exited with {self._process.returncode}; starting it again", flush=True)
+            self._process = self._start()
+
+    def stop(self) -> None:
+        _terminate(self._process)
 
 
 def _terminate(process: Any) -> None:

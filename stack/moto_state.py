@@ -8,15 +8,46 @@ import os
 import pickle
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 ACCOUNT = "123456789012"
 
 
+def keep_fifo_order() -> None:
+    """moto (5.2.5) releases a FIFO group's timed-out in-flight messages one at a time while it walks
+    the queue, and during a long poll it never looks at the group locks again: a later message of a
+    group can go out before an earlier one that had timed out. Real SQS releases them together.
+    So: release every timed-out message first, and long-poll as a series of short receives."""
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.receive_message
+    if getattr(original, "keeps_fifo_order", False):
+        return
+
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int,
+                        *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        if not queue.fifo_queue:
+            return original(self, queue_name, count, wait_seconds_timeout, *args, **kwargs)
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            for message in [m for m in queue.pending_messages if m.visible]:
+                queue.pending_messages.discard(message)
+            result = original(self, queue_name, count, 0, *args, **kwargs)
+            if result or time.monotonic() >= deadline:
+                return result
+            time.sleep(0.05)
+
+    receive_message.keeps_fifo_order = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
 def start_server(port: int) -> Any:
     from moto.server import ThreadedMotoServer
 
+    keep_fifo_order()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access line per AWS call drowns the rest
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,9 +1,15 @@
 """Locally, nothing triggers Lambdas from SQS: this loop receives messages and hands them to the
 same handler Lambda would call, with a Lambda SQS event, honouring batchItemFailures the way
-Lambda does with ReportBatchItemFailures."""
+Lambda does with ReportBatchItemFailures.
+
+It runs as its own process (`python -m stack.sqs_loop`, started and restarted by the stack), as a
+Lambda runs apart from SQS: killing it mid-batch loses nothing, the undeleted messages come back
+after their visibility timeout (LOCAL_SQS_VISIBILITY_SECONDS)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -30,7 +36,8 @@ def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) ->
 
 
 class SqsLoop(threading.Thread):
-    def __init__(self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any], region: str) -> None:
+    def __init__(self, sqs: Any, queue_url: str, handler: Callable[[dict[str, Any], Any], Any], region: str,
+                 visibility_seconds: int | None = None) -> None:
         super().__init__(name="sqs-loop", daemon=True)
         self._sqs = sqs
         self._url = queue_url
@@ -38,6 +45,7 @@ class SqsLoop(threading.Thread):
         self._region = region
         self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self._stopped = threading.Event()
+        self._visibility = visibility_seconds
 
     def run(self) -> None:
         while not self._stopped.is_set():
@@ -48,10 +56,11 @@ class SqsLoop(threading.Thread):
                 self._stopped.wait(1.0)
 
     def poll_once(self) -> int:
-        answer = self._sqs.receive_message(
-            QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
-        )
+        params: dict[str, Any] = {"QueueUrl": self._url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1,
+                                  "AttributeNames": ["All"], "MessageAttributeNames": ["All"]}
+        if self._visibility is not None:
+            params["VisibilityTimeout"] = self._visibility
+        answer = self._sqs.receive_message(**params)
         messages = answer.get("Messages", [])
         if not messages:
             return 0
@@ -67,3 +76,24 @@ class SqsLoop(threading.Thread):
 
     def stop(self) -> None:
         self._stopped.set()
+
+
+def main() -> int:
+    import boto3
+
+    import app
+    from chalicelib import wiring
+
+    settings = wiring.container().settings
+    sqs = boto3.session.Session(region_name=settings.region).client("sqs")
+    visibility = os.environ.get("LOCAL_SQS_VISIBILITY_SECONDS")
+    loop = SqsLoop(sqs, wiring.container().publisher.queue_url, app.deliver_webhooks, settings.region,
+                   int(visibility) if visibility else None)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: loop.stop())
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +17,8 @@ class WebhookReceiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, echo: bool = False) -> None:
         self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.status = 200  # what to answer; tests set 500 to make deliveries fail
+        self.delay = 0.0  # seconds to wait before answering: a slow receiver
+        self.attempts: list[tuple[int, dict[str, Any]]] = []  # every POST, with the status it got
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,10 +27,13 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 try:
                     body = json.loads(raw)
                 except ValueError:
                     body = {"unparsed": raw.decode(errors="replace")}
+                receiver.attempts.append((receiver.status, body))
                 if receiver.status < 300:
                     receiver.received.append((dict(self.headers), body))
                 if echo:
