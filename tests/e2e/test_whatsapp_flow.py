@@ -134,6 +134,13 @@ def test_qr_login_messages_and_restarts(stack: LocalStack, whatsapp: FakeWhatsAp
     own = next(m["message"] for m in receiver.messages() if m["message"]["body"] == "typed on the phone")
     assert own["fromMe"] is True and own["chatId"] == "15550002222@c.us"
 
+    # a contact writes in a group: chatId <id>@g.us, the author resolved to a phone number
+    whatsapp.send_message(PHONE, ALICE, "hello group", group="120363000000000001")
+    wait_for(lambda: any(m["message"]["body"] == "hello group" for m in receiver.messages()), 20, "a group message")
+    group = next(m["message"] for m in receiver.messages() if m["message"]["body"] == "hello group")
+    assert group["chatId"] == "120363000000000001@g.us" and group["contact"] == f"Alice (+{ALICE})"
+    assert group["author"] == f"{ALICE}@c.us" and group["fromMe"] is False
+
     # sending to <digits> and to <digits>@c.us: the fake server decrypts what arrives
     for chat_id, text in ((ALICE, "reply one"), (f"{ALICE}@c.us", "reply two")):
         answer = send(port, key, chat_id, text)
