@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from .core.types import LogLine, iso, utc_now
 from .ports import LogStore
@@ -32,12 +34,30 @@ class InstanceLog:
         self._store = store
         self._count_lines = count_lines
         self.redact = redactor or Redactor()
+        self._local = threading.local()
 
     def line(self, level: str, message: str, source: str) -> LogLine:
         return LogLine(timestamp=iso(utc_now()) or "", level=level, message=self.redact(message), source=source)
 
     def write(self, instance_id: str, level: str, message: str, source: str) -> None:
-        self.write_many(instance_id, [self.line(level, message, source)])
+        buffer = getattr(self._local, "buffers", {}).get(instance_id)
+        if buffer is not None:
+            buffer.append(self.line(level, message, source))
+        else:
+            self.write_many(instance_id, [self.line(level, message, source)])
+
+    @contextmanager
+    def batched(self, instance_id: str) -> Iterator[None]:
+        """The lines one use case writes go out together: one PutLogEvents and one counter update."""
+        buffers: dict[str, list[LogLine]] = self._local.__dict__.setdefault("buffers", {})
+        if instance_id in buffers:
+            yield
+            return
+        buffers[instance_id] = []
+        try:
+            yield
+        finally:
+            self.write_many(instance_id, buffers.pop(instance_id))
 
     def write_many(self, instance_id: str, lines: list[LogLine]) -> None:
         if not lines:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any
 
 from .core.errors import HTTP_STATUS, ErrorCode
+from .core.events import DEFAULT_EVENTS, EVENT_TYPES
 from .core.types import INSTANCE_TYPES, AuthStatus, DesiredState, LogLine, MessageEvent, MessageView, Provider, Status
 from .core.validation import _BOT_TOKEN, _COMPANY_ID, DEFAULT_LOG_TAIL, MAX_HEADERS, MAX_LOG_TAIL
 
@@ -43,6 +45,15 @@ _TAIL_QUERY = {"name": "tail", "in": "query", "required": False,
                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LOG_TAIL, "default": DEFAULT_LOG_TAIL},
                "description": f"How many of the last lines to return (1-{MAX_LOG_TAIL})."}
 _FOUND = (E.INSTANCE_NOT_FOUND,)
+# As chalicelib/webhook_service.py has them (a test compares): not imported, it is no core module.
+DELIVERY_STATES = ("pending", "failed", "delivered", "dead")
+MAX_DELIVERIES, DEFAULT_DELIVERIES = 100, 50
+_DELIVERY_QUERY = (
+    {"name": "state", "in": "query", "required": False, "schema": {"type": "string", "enum": list(DELIVERY_STATES)}},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DELIVERIES, "default": DEFAULT_DELIVERIES}},
+)
+DELIVERY = INSTANCE + "/deliveries/{deliveryId}"
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/health", "health", "Health check", "Monitoring", "Health", open=True),
@@ -77,6 +88,24 @@ OPERATIONS: tuple[Operation, ...] = (
               "AuthStatusResponse", _FOUND),
     Operation("GET", INSTANCE + "/logs", "getInstanceLogs", "The instance's last log lines", "Logs",
               "LogsResponse", (E.VALIDATION_ERROR, *_FOUND), query=(_TAIL_QUERY,)),
+    Operation("GET", INSTANCE + "/webhook", "getWebhook", "The webhook's configuration", "Webhooks",
+              "WebhookSettingsResponse", _FOUND),
+    Operation("PATCH", INSTANCE + "/webhook", "updateWebhook", "Change the webhook (the fields sent replace the current "
+              "ones; headers as a whole)", "Webhooks", "WebhookSettingsResponse", (E.VALIDATION_ERROR, *_FOUND),
+              request="WebhookUpdate"),
+    Operation("POST", INSTANCE + "/webhook/rotate-secret", "rotateWebhookSecret", "A new signing secret", "Webhooks",
+              "WebhookSecretResponse", _FOUND,
+              description="The previous secret keeps signing too until previous_secret_valid_until."),
+    Operation("POST", INSTANCE + "/webhook/test", "sendTestEvent", "Send a webhook.test event", "Webhooks",
+              "DeliveryIdResponse", (E.VALIDATION_ERROR, *_FOUND),
+              description="400 VALIDATION_ERROR when the instance has no webhook. Follow it in the delivery log."),
+    Operation("GET", INSTANCE + "/deliveries", "listDeliveries", "The delivery log, newest first", "Webhooks",
+              "DeliveryList", (E.VALIDATION_ERROR, *_FOUND), query=_DELIVERY_QUERY),
+    Operation("GET", DELIVERY, "getDelivery", "One delivery, with its payload", "Webhooks", "DeliveryResponse",
+              (E.DELIVERY_NOT_FOUND,)),
+    Operation("POST", DELIVERY + "/retry", "retryDelivery", "Queue a delivery that has not succeeded again", "Webhooks",
+              "DeliveryRetryResponse", (E.VALIDATION_ERROR, *_FOUND, E.DELIVERY_NOT_FOUND),
+              description="400 VALIDATION_ERROR for a delivery that already succeeded."),
     Operation("GET", "/qr-page/{instanceId}", "qrPage", "A page that shows the current QR to a person",
               "WhatsApp login", "", open=True,
               description="HTML. It fetches the QR itself, with the admin key read from the URL's fragment "
@@ -126,18 +155,27 @@ def _from_typed_dict(shape: Any) -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    webhook_in = _obj({
+    webhook_fields = {
         "url": {"type": "string", "format": "uri", "maxLength": 2048, "description": "http:// or https://"},
         "headers": {"type": "object", "additionalProperties": _STR, "maxProperties": MAX_HEADERS,
                     "description": "Sent with every delivery; stored encrypted, never listed back."},
         "enabled": {"type": "boolean", "default": True},
-    }, ["url"], additionalProperties=False)
+        "events": {"type": "array", "minItems": 1, "default": list(DEFAULT_EVENTS),
+                   "items": {"type": "string", "enum": [e for e in EVENT_TYPES if e != "webhook.test"]},
+                   "description": "The event types to deliver"},
+    }
     common = {
         "company_id": {"type": "string", "pattern": _COMPANY_ID.pattern},
         "type_instance": {"type": "array", "minItems": 1, "default": list(INSTANCE_TYPES),
                           "items": {"type": "string", "enum": list(INSTANCE_TYPES)}},
         "api_webhook_schema": _ref("WebhookConfig"),
     }
+    delivery = _obj({
+        "id": _STR, "event": {**_STR, "description": "The event type"},
+        "state": {"type": "string", "enum": list(DELIVERY_STATES)}, "attempts": _INT,
+        "last_status": _nullable(_INT), "last_error": _nullable(_STR), "next_attempt_at": _nullable(_TIME),
+        "created_at": _TIME, "updated_at": _TIME,
+    })
     instance = _obj({
         "id": _STR, "company_id": _STR, "provider": _ref("Provider"),
         "type_instance": {"type": "array", "items": _STR}, "status": _ref("Status"),
@@ -155,9 +193,24 @@ def _schemas() -> dict[str, Any]:
         "Status": _enum(Status, "The instance's observed status"),
         "AuthStatus": _enum(AuthStatus, "The login's status"),
         "DesiredState": _enum(DesiredState, "What start and stop asked for"),
-        "WebhookConfig": webhook_in,
+        "WebhookConfig": _obj(webhook_fields, ["url"], additionalProperties=False),
+        "WebhookUpdate": _obj(webhook_fields, [], additionalProperties=False,
+                              description="url is required when the instance has no webhook yet"),
+        "WebhookSettingsResponse": _envelope(_obj({"webhook": _nullable(_ref("WebhookView")),
+                                                   "previous_secret_valid_until": _nullable(_TIME)})),
+        "WebhookSecretResponse": _envelope(_obj({
+            "webhook_secret": {**_STR, "description": "whsec_<base64>: verifies the webhook-signature header"},
+            "previous_secret_valid_until": _nullable(_TIME)})),
+        "DeliveryIdResponse": _envelope(_obj({"delivery_id": _STR})),
+        "Delivery": delivery,
+        "DeliveryList": _obj({"success": {"const": True}, "data": {"type": "array", "items": _ref("Delivery")}}),
+        "DeliveryResponse": _envelope({**delivery, "required": [*delivery["required"], "payload"],
+                                       "properties": {**delivery["properties"],
+                                                      "payload": {"type": "object", "description": "What was POSTed"}}}),
+        "DeliveryRetryResponse": _envelope(_obj({"delivery_id": _STR, "state": {"const": "pending"}})),
         "WebhookView": _obj({"url": _STR, "enabled": _BOOL,
-                             "headers": {"type": "array", "items": _STR, "description": "Header names only"}}),
+                             "headers": {"type": "array", "items": _STR, "description": "Header names only"},
+                             "events": {"type": "array", "items": _STR}}),
         "CreateInstanceRequest": {"oneOf": [_ref("CreateWhatsAppInstanceRequest"), _ref("CreateTelegramInstanceRequest")],
                                   "discriminator": {"propertyName": "provider"}},
         "CreateWhatsAppInstanceRequest": _obj({
@@ -173,7 +226,9 @@ def _schemas() -> dict[str, Any]:
             "success": {"const": True}, "instance_id": _STR, "message": _STR,
             "process_result": _obj({"success": _BOOL, "details": _obj({
                 "ports": {"type": "object", "additionalProperties": _INT},
-                "api_key": {**_STR, "description": "The instance API's key"}})})}),
+                "api_key": {**_STR, "description": "The instance API's key"},
+                "webhook_secret": _nullable({**_STR, "description": "Signs the webhooks (webhook-signature)"}),
+            })})}),
         "Instance": instance,
         "InstanceList": _obj({"success": {"const": True}, "data": {"type": "array", "items": _ref("Instance")}}),
         "InstanceResponse": _envelope(_ref("Instance")),
@@ -196,6 +251,9 @@ def _schemas() -> dict[str, Any]:
         "OpenApiDocument": {"type": "object", "required": ["openapi", "paths"]},
         "MessageView": _from_typed_dict(MessageView),
         "MessageEvent": _from_typed_dict(MessageEvent),
+        "InstanceEvent": _obj({"instance_id": _STR, "provider": _ref("Provider"),
+                               "event": {"type": "string", "enum": [e for e in EVENT_TYPES if e != "message"]},
+                               "data": {"type": "object"}}),
     }
     return schemas
 
@@ -226,7 +284,7 @@ def _operation(op: Operation) -> dict[str, Any]:
                             "responses": responses}
     if op.description:
         spec["description"] = op.description
-    parameters = [{"name": "instanceId", "in": "path", "required": True, "schema": _STR}] if "{instanceId}" in op.path else []
+    parameters = [{"name": name, "in": "path", "required": True, "schema": _STR} for name in re.findall(r"{(\w+)}", op.path)]
     if parameters or op.query:
         spec["parameters"] = [*parameters, *op.query]
     if op.request:
@@ -246,6 +304,27 @@ Unknown paths answer 404 ROUTE_NOT_FOUND, unknown methods 405 METHOD_NOT_ALLOWED
 needs the admin key (x-api-key or Authorization: Bearer) when the service has one (ADMIN_API_KEY)."""
 
 
+_SIGNATURE_HEADERS = [
+    {"name": name, "in": "header", "required": True, "schema": _STR, "description": description}
+    for name, description in [
+        ("webhook-id", "The event's id: the same on every retry of one event"),
+        ("webhook-timestamp", "Unix seconds"),
+        ("webhook-signature", "Standard Webhooks: v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'> with the "
+                              "instance's webhook_secret; space-separated while a rotated secret still signs"),
+    ]
+]
+
+
+def _webhook(summary: str, schema: str) -> dict[str, Any]:
+    return {"post": {
+        "summary": summary + ". POSTed to api_webhook_schema.url with its headers.",
+        "parameters": _SIGNATURE_HEADERS,
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref(schema)}}},
+        "responses": {"200": {"description": "Any 2xx: delivered. 408, 429 and 5xx are retried with backoff; "
+                                             "other answers go to the dead-letter queue."}},
+    }}
+
+
 def document(server_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document, with `server_url` (e.g. http://localhost:3000) as its one server."""
     paths: dict[str, dict[str, Any]] = {}
@@ -258,12 +337,11 @@ def document(server_url: str) -> dict[str, Any]:
         "security": [{"adminKey": []}, {"bearerAuth": []}],
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
         "paths": paths,
-        "webhooks": {"message": {"post": {
-            "summary": "An incoming message, POSTed to api_webhook_schema.url with its headers",
-            "operationId": "messageWebhook",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("MessageEvent")}}},
-            "responses": {"200": {"description": "Any 2xx: delivered. Anything else is retried, then dead-lettered."}},
-        }}},
+        "webhooks": {
+            "message": _webhook("An incoming message (event type message): the seed's payload", "MessageEvent"),
+            "event": _webhook("Any other subscribed event (instance.status, qr, message.ack) and webhook.test",
+                              "InstanceEvent"),
+        },
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

@@ -69,8 +69,10 @@ class InstanceService:
             signing=SigningSecrets(new_secret()),
         )
         instance = self.repo.create(draft, self.settings.max_instances_per_company, self.settings.port_range)
-        self.log.write(instance.id, "info", f"Instance created ({instance.provider.value}, port {instance.ports['api']})", SOURCE)
-        self._launch(instance)
+        with self.log.batched(instance.id):
+            self.log.write(instance.id, "info", f"Instance created ({instance.provider.value}, "
+                           f"port {instance.ports['api']})", SOURCE)
+            self._launch(instance)
         return instance
 
     def list_instances(self, company_id: str | None = None) -> list[Instance]:
@@ -95,28 +97,31 @@ class InstanceService:
 
     def start(self, instance_id: str) -> None:
         instance = self.get(instance_id)
-        alive = instance.task_handle is not None and self._is_alive(instance.task_handle)
-        if alive and instance.desired_state is DesiredState.RUNNING and instance.status is not Status.ERROR:
-            self.log.write(instance.id, "info", "Start requested: already running", SOURCE)
-            return
-        self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
-        if alive:  # in error (a rejected token, a logout, an expired QR): a fresh task logs in anew
-            self._stop_task(instance)
-        self.log.write(instance.id, "info", "Start requested", SOURCE)
-        self._launch(instance)
+        with self.log.batched(instance.id):
+            alive = instance.task_handle is not None and self._is_alive(instance.task_handle)
+            if alive and instance.desired_state is DesiredState.RUNNING and instance.status is not Status.ERROR:
+                self.log.write(instance.id, "info", "Start requested: already running", SOURCE)
+                return
+            self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
+            if alive:  # in error (a rejected token, a logout, an expired QR): a fresh task logs in anew
+                self._stop_task(instance, forget=False)
+            self.log.write(instance.id, "info", "Start requested", SOURCE)
+            self._launch(instance)
 
     def stop(self, instance_id: str) -> None:
         instance = self.get(instance_id)
-        self.repo.set_desired_state(instance.id, DesiredState.STOPPED, Status.STOPPED)
-        self._stop_task(instance)
-        self.log.write(instance.id, "info", "Instance stopped", SOURCE)
+        with self.log.batched(instance.id):
+            self.repo.set_desired_state(instance.id, DesiredState.STOPPED, Status.STOPPED)
+            self._stop_task(instance)
+            self.log.write(instance.id, "info", "Instance stopped", SOURCE)
 
     def restart(self, instance_id: str) -> None:
         instance = self.get(instance_id)
-        self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
-        self._stop_task(instance)
-        self.log.write(instance.id, "info", "Restart requested", SOURCE)
-        self._launch(instance)
+        with self.log.batched(instance.id):
+            self.repo.set_desired_state(instance.id, DesiredState.RUNNING, Status.START)
+            self._stop_task(instance, forget=False)  # the new handle replaces it just below
+            self.log.write(instance.id, "info", "Restart requested", SOURCE)
+            self._launch(instance)
 
     def delete(self, instance_id: str) -> None:
         instance = self.get(instance_id)
@@ -183,11 +188,12 @@ class InstanceService:
                 if instance.task_handle is None and self.clock() - instance.updated_at < LAUNCH_GRACE:
                     continue  # a create or start is launching it right now
                 if instance.task_handle is None or not self._is_alive(instance.task_handle):
-                    if instance.task_handle is not None:
-                        self.log.write(instance.id, "warn", "Provider task is gone; starting it again", "launcher")
-                    # What the dead task last reported is no longer true.
-                    self.repo.report(instance.id, status=Status.START)
-                    self._launch(instance)
+                    with self.log.batched(instance.id):
+                        if instance.task_handle is not None:
+                            self.log.write(instance.id, "warn", "Provider task is gone; starting it again", "launcher")
+                        # What the dead task last reported is no longer true.
+                        self.repo.report(instance.id, status=Status.START)
+                        self._launch(instance)
                     started += 1
             elif instance.task_handle is not None:
                 self._stop_task(instance)
@@ -206,9 +212,10 @@ class InstanceService:
         self.repo.set_task(instance.id, handle)
         self.log.write(instance.id, "info", f"Provider task started: {handle}", "launcher")
 
-    def _stop_task(self, instance: Instance) -> None:
+    def _stop_task(self, instance: Instance, forget: bool = True) -> None:
         if instance.task_handle is None:
             return
         self.launcher.stop(instance.task_handle)
-        self.repo.set_task(instance.id, None)
+        if forget:
+            self.repo.set_task(instance.id, None)
         self.log.write(instance.id, "info", f"Provider task stopped: {instance.task_handle}", "launcher")
