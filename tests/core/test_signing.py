@@ -50,4 +50,4 @@ def test_during_a_rotation_both_secrets_verify() -> None:
 def test_secrets_look_like_standard_webhooks_secrets() -> None:
     secret = signing.new_secret()
     assert secret.startswith("whsec_") and secret != signing.new_secret()
-    assert signing.RESERVED_HEADERS == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert {"webhook-id", "webhook-timestamp", "webhook-signature"} == signing.RESERVED_HEADERS
