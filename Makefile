@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha256sum | cut -c1-12)
 
 # Node is confined to the WhatsApp engine's bridge and to the fake WhatsApp server used in tests.
-NODE_DIRS := provider/engines/whatsapp/bridge tests/peers/whatsapp
+NODE_DIRS := provider/engines/whatsapp/bridge tests/peers/whatsapp sdk/typescript
 NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
 
 .PHONY: install run test lint typecheck unit bench clean

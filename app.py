@@ -12,7 +12,7 @@ from typing import Any
 from chalice import Chalice, Response
 from chalice.app import Request, SQSEvent
 
-from chalicelib import wiring
+from chalicelib import openapi, wiring
 from chalicelib.core.errors import ErrorCode, InstanceManagerError, error_body
 from chalicelib.core.types import iso, utc_now
 from chalicelib.core.validation import parse_json_object, parse_tail
@@ -23,7 +23,7 @@ app.log.setLevel(logging.INFO)
 
 INSTANCE = "/api/v1/instances/{instanceId}"
 # The QR page holds no secret: it fetches the QR with the admin key taken from its URL fragment.
-OPEN_ROUTES = {"/api/health", "/qr-page/{instanceId}"}
+OPEN_ROUTES = {"/api/health", "/qr-page/{instanceId}", "/openapi.json", "/docs"}
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _CHALICE_ERRORS = {405: ErrorCode.METHOD_NOT_ALLOWED, 415: ErrorCode.VALIDATION_ERROR, 500: ErrorCode.INTERNAL_ERROR}
 # Bodies are parsed as JSON whatever the label: `curl -d` sends form-urlencoded by default.
@@ -104,6 +104,17 @@ def _body() -> dict[str, Any]:
 @app.route("/api/health", methods=["GET"])
 def health() -> dict[str, Any]:
     return {"status": "healthy", "timestamp": iso(utc_now())}
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    return _json(200, openapi.document(_public_url("")))
+
+
+@app.route("/docs", methods=["GET"])
+def docs_page() -> Response:
+    return Response(body=openapi.docs_page(_public_url("/openapi.json")), status_code=200,
+                    headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 @endpoint("/api/v1/instances", ["POST"])

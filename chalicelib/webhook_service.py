@@ -71,6 +71,7 @@ class WebhookService:
         payload = {"instance_id": instance.id, "provider": instance.provider.value, "event": "webhook.test",
                    "data": {"message": "A test event from Instance Manager"}}
         event = envelope("webhook.test", instance.id, payload, group=f"{instance.id}:test")
+        self.deliveries.record(event, "pending")  # listed from now on, not only once the fan-out has it
         self.publisher.publish(event)
         return {"delivery_id": event["event_id"]}
 
@@ -82,6 +83,7 @@ class WebhookService:
         return self.deliveries.list(instance_id, state, count)
 
     def get(self, instance_id: str, delivery_id: str) -> dict[str, Any]:
+        self._get(instance_id)
         found = self.deliveries.get(instance_id, delivery_id)
         if found is None:
             raise InstanceManagerError(ErrorCode.DELIVERY_NOT_FOUND, f"No delivery {delivery_id} for this instance")
