@@ -180,6 +180,11 @@ def qr_code(instanceId: str) -> dict[str, Any]:
     return {"success": True, "data": _service().qr(instanceId, _public_url(f"/qr-page/{instanceId}"))}
 
 
+@endpoint(INSTANCE + "/messages", ["POST"])
+def send_message(instanceId: str) -> dict[str, Any]:
+    return {"success": True, "data": _service().send_message(instanceId, _body())}
+
+
 @endpoint(INSTANCE + "/pairing-code", ["POST"])
 def pairing_code(instanceId: str) -> dict[str, Any]:
     return {"success": True, "data": _service().pairing_code(instanceId, _body())}

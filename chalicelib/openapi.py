@@ -84,6 +84,11 @@ OPERATIONS: tuple[Operation, ...] = (
               (E.VALIDATION_ERROR, *_FOUND, E.QR_NOT_AVAILABLE, E.INSTANCE_NOT_READY, E.PROVIDER_ERROR),
               request="PairingCodeRequest",
               description="The code is typed on the phone (Linked devices → Link with phone number)."),
+    Operation("POST", INSTANCE + "/messages", "sendMessage", "Send a text through the instance", "Messages",
+              "SendMessageResponse",
+              (E.VALIDATION_ERROR, *_FOUND, E.INSTANCE_NOT_READY, E.PROVIDER_ERROR), request="SendMessageRequest",
+              description="Forwarded to the instance's own API (POST /api/v1/messages on its port), which is "
+                          "reachable only from the service in AWS. Counts as a use of the instance key."),
     Operation("GET", INSTANCE + "/auth-status", "getAuthStatus", "Authentication status", "Instances",
               "AuthStatusResponse", _FOUND),
     Operation("GET", INSTANCE + "/logs", "getInstanceLogs", "The instance's last log lines", "Logs",
@@ -242,6 +247,10 @@ def _schemas() -> dict[str, Any]:
         "PairingCodeRequest": _obj({"phone_number": {**_STR, "description": "International format, 7-15 digits",
                                                      "examples": ["+15551234567"]}}, additionalProperties=False),
         "PairingCodeResponse": _envelope(_obj({"pairing_code": _STR, "phone_number": _STR})),
+        "SendMessageRequest": _obj({"chatId": {**_STR, "description": "message.chatId of a webhook, e.g. 1001, "
+                                                                      "15551234567@c.us or 1203...@g.us"},
+                                    "text": _STR}, additionalProperties=False),
+        "SendMessageResponse": _envelope(_obj({"id": {**_STR, "description": "The sent message's id"}})),
         "AuthStatusResponse": _envelope(_obj({"status": _ref("AuthStatus"), "authenticated": _BOOL,
                                               "account": _nullable(_STR), "instance_status": _ref("Status")})),
         "LogLine": _from_typed_dict(LogLine),

@@ -175,6 +175,20 @@ class InstanceService:
         self.log.write(instance.id, "info", "Pairing code requested", SOURCE)
         return {"pairing_code": answer["data"]["code"], "phone_number": "+" + "".join(c for c in phone if c.isdigit())}
 
+    def send_message(self, instance_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Through the instance's own API: the one way in when the tasks sit on private addresses."""
+        instance = self.get(instance_id)
+        unknown = sorted(set(body) - {"chatId", "text"})
+        if unknown:
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, f"Unknown field(s) {unknown}: send chatId and text")
+        if not isinstance(body.get("chatId"), str | int) or not str(body.get("chatId")).strip():
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "chatId is required: the chat to send to")
+        if not isinstance(body.get("text"), str) or not body["text"]:
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "text is required: a non-empty string")
+        assert self.gateway is not None, "wired in chalicelib.wiring"
+        answer = self.gateway.call(instance, "POST", "/api/v1/messages", {"chatId": str(body["chatId"]), "text": body["text"]})
+        return dict(answer["data"])
+
     def logs(self, instance_id: str, tail: int) -> tuple[list[LogLine], int]:
         instance = self.get(instance_id)
         lines = self.log.tail(instance_id, tail)
@@ -190,7 +204,9 @@ class InstanceService:
                 if instance.task_handle is None or not self._is_alive(instance.task_handle):
                     with self.log.batched(instance.id):
                         if instance.task_handle is not None:
-                            self.log.write(instance.id, "warn", "Provider task is gone; starting it again", "launcher")
+                            self.log.write(instance.id, "warn", "Provider task is gone or unhealthy; starting it again",
+                                           "launcher")
+                            self.launcher.stop(instance.task_handle)  # an unhealthy one is still running
                         # What the dead task last reported is no longer true.
                         self.repo.report(instance.id, status=Status.START)
                         self._launch(instance)

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import random
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -148,48 +149,61 @@ class WebhookDeliverer:
     retry_base_seconds: int = 2
     max_age_seconds: int = 86_400
     rate_per_second: int = 100
+    batch_budget_seconds: float = 40.0  # under the Lambda's timeout and the queue's visibility (60 s)
     clock: Callable[[], datetime] = utc_now
     _instances: dict[str, Instance | None] = field(default_factory=dict)
 
     def handle_batch(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         self._instances = {}
+        started = time.monotonic()
         failures: list[dict[str, str]] = []
-        blocked_groups: set[str] = set()
+        held: dict[str, int] = {}  # message group -> seconds until its first failed record comes back
         for record in records:
             event = _parse(record)
             if event is None:
                 continue  # not an envelope of ours: retrying cannot help
-            if event["group"] in blocked_groups or not self._deliver(event, record):
-                blocked_groups.add(event["group"])
+            group = event["group"]
+            if group not in held and time.monotonic() - started > self.batch_budget_seconds:
+                held[group] = 0  # out of time: hand it back at once, untouched, rather than be cut off mid-POST
+            if group in held:  # behind an earlier event of its chat: comes back with it, in order
+                self.queue.retry_later(record["receiptHandle"], held[group])
+                failures.append({"itemIdentifier": record["messageId"]})
+                continue
+            delay = self._deliver(event, record)
+            if delay is not None:
+                held[group] = delay
                 failures.append({"itemIdentifier": record["messageId"]})
         return {"batchItemFailures": failures}
 
-    def _deliver(self, event: Envelope, record: dict[str, Any]) -> bool:
-        """True when the record is done with (delivered, not wanted, or dead-lettered)."""
+    def _deliver(self, event: Envelope, record: dict[str, Any]) -> int | None:
+        """None when the record is done with (delivered, not wanted, or dead-lettered); otherwise the
+        seconds after which it comes back (its visibility has been set)."""
         instance = self._instance(event["instance_id"])
         webhook = instance.webhook if instance else None
         test = event["type"] == "webhook.test"
         if instance is None or webhook is None or (not webhook.enabled and not test):
-            return True
+            return None
         if not test and event["type"] not in webhook.events:
-            return True
+            return None
         now = self.clock()
         age = (now - datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))).total_seconds()
         receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
         if age > self.max_age_seconds or receives >= RECEIVE_BACKSTOP:
-            return self._dead(event, f"gave up after {int(age)} s (WEBHOOK_MAX_AGE_SECONDS {self.max_age_seconds})")
+            self._dead(event, f"gave up after {int(age)} s (WEBHOOK_MAX_AGE_SECONDS {self.max_age_seconds})")
+            return None
         if not self.limiter.acquire(instance.id, self.rate_per_second):
             self.deliveries.record(event, "pending", next_attempt_at=now + timedelta(seconds=1))
             self.queue.retry_later(record["receiptHandle"], 1)
-            return False
+            return 1
         result = self._post(instance, event)
         if result.status is not None and 200 <= result.status < 300:
             self.deliveries.record(event, "delivered", attempted=True, status=result.status)
-            return True
+            return None
         error = result.error or f"HTTP {result.status}"
         if not is_retryable(result.status):
             self.deliveries.record(event, "dead", attempted=True, status=result.status, error=error)
-            return self._dead(event, f"{error}: not retried (only 408, 429 and 5xx are)", recorded=True)
+            self._dead(event, f"{error}: not retried (only 408, 429 and 5xx are)", recorded=True)
+            return None
         delay = backoff_seconds(receives, self.retry_base_seconds)
         if result.status in (429, 503):
             delay = retry_after_seconds(result.retry_after, now) or delay
@@ -199,7 +213,7 @@ class WebhookDeliverer:
         self.log.write(instance.id, "warn", f"Webhook delivery {event['event_id']} failed (attempt {attempts}): {error}; "
                        f"retrying in {delay} s", SOURCE)
         self.queue.retry_later(record["receiptHandle"], delay)
-        return False
+        return delay
 
     def _post(self, instance: Instance, event: Envelope) -> PostResult:
         webhook = instance.webhook
@@ -217,13 +231,12 @@ class WebhookDeliverer:
         }
         return self.post(webhook.url, body, headers, self.timeout)
 
-    def _dead(self, event: Envelope, reason: str, recorded: bool = False) -> bool:
+    def _dead(self, event: Envelope, reason: str, recorded: bool = False) -> None:
         if not recorded:
             self.deliveries.record(event, "dead", error=reason)
         self.queue.dead_letter(event, reason)
         self.log.write(event["instance_id"], "error", f"Webhook delivery {event['event_id']} moved to the dead-letter "
                        f"queue: {reason}. Retry it with POST .../deliveries/{event['event_id']}/retry", SOURCE)
-        return True
 
     def _instance(self, instance_id: str) -> Instance | None:
         if instance_id not in self._instances:

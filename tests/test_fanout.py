@@ -254,3 +254,13 @@ def test_webhook_configuration_is_validated(fanout):
             settings.update(fanout["instance"].id, bad)
         assert error.value.code == "VALIDATION_ERROR"
     assert settings.view(fanout["instance"].id)["webhook"]["events"] == ["message"]
+
+
+def test_a_batch_out_of_time_hands_the_rest_back_at_once_untouched(fanout, receiver):
+    publish(fanout, "1001", "late one")
+    publish(fanout, "2002", "late two")
+    fanout["c"].webhooks.batch_budget_seconds = -1.0  # already out of time
+    records = receive(fanout)
+    assert len(deliver(fanout, records)) == 2 and receiver.requests == []
+    again = receive(fanout)  # visible again at once, not after the visibility timeout
+    assert sorted(json.loads(r["body"])["payload"]["message"]["body"] for r in again) == ["late one", "late two"]

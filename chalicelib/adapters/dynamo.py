@@ -181,6 +181,7 @@ class DynamoInstanceRepository:
         self._t = tables
         self._box = box
         self._settings = settings
+        self._conn: Connection | None = None
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, instance_id: str) -> Instance | None:
@@ -348,7 +349,9 @@ class DynamoInstanceRepository:
 
     # --- mapping -----------------------------------------------------------------------------
     def _connection(self) -> Connection:
-        return Connection(region=self._settings.region)
+        if self._conn is None:  # one botocore client for every transaction, not one each
+            self._conn = Connection(region=self._settings.region)
+        return self._conn
 
     def _to_item(self, i: Instance) -> Any:
         webhook = i.webhook

@@ -63,7 +63,8 @@ class EcsLauncher:
         try:
             self._ecs.stop_task(cluster=self._s.ecs_cluster, task=handle, reason="Stopped by Instance Manager")
         except Exception as exc:  # an unknown or already-gone task is already stopped
-            if "not found" not in str(exc).lower() and "InvalidParameter" not in str(exc):
+            message = str(exc).lower()
+            if "not found" not in message and "could not find" not in message and "invalidparameter" not in message:
                 raise
 
     def describe(self, handle: str) -> TaskInfo:
@@ -75,6 +76,9 @@ class EcsLauncher:
         desired = task.get("desiredStatus", "")
         if desired == "STOPPED" and status not in _RUNNING | _PENDING:
             return TaskInfo(handle, TaskState.STOPPED, task.get("stoppedReason", status))
+        if status in _RUNNING and task.get("healthStatus") == "UNHEALTHY":
+            # ECS replaces unhealthy tasks only in services; for RunTask tasks that is up to us.
+            return TaskInfo(handle, TaskState.STOPPED, "running but unhealthy (its health check fails)")
         if status in _RUNNING:
             return TaskInfo(handle, TaskState.RUNNING, status)
         if status in _PENDING:

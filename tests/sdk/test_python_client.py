@@ -38,6 +38,7 @@ OPERATION_OF = {
     "restart_instance": "restartInstance",
     "get_qr_code": "getQRCode",
     "request_pairing_code": "requestPairingCode",
+    "send_message": "sendMessage",
     "get_auth_status": "getAuthStatus",
     "get_instance_logs": "getInstanceLogs",
     "get_webhook": "getWebhook",
@@ -153,6 +154,8 @@ def test_every_operation_against_the_stack(stacks: Stacks, client: InstanceManag
     assert set(calls(doc, recorder)) == {"getQRCode", "getInstance"}
     logs = run("get_instance_logs", telegram_id, 5)
     assert logs["tail"] == 5 and 1 <= len(logs["logs"]) <= 5 and logs["total_lines"] >= len(logs["logs"])
+    sent = run("send_message", telegram_id, "4242", "hello from the Python client")
+    assert sent["id"].startswith("4242:")
     for action, said in [("stop_instance", "stopped"), ("start_instance", "started"), ("restart_instance", "restarted")]:
         assert run(action, telegram_id) == {"success": True, "message": f"Instance {said} successfully"}
 

@@ -26,6 +26,7 @@ from ._types import (
     OpenApiDocument,
     PairingCode,
     QRCode,
+    SentMessage,
     Webhook,
     WebhookSecret,
     WebhookSettings,
@@ -140,6 +141,11 @@ class InstanceManagerClient:
         """A code to type on the phone instead of scanning the QR (WhatsApp)."""
         body = {"phone_number": phone_number}
         return cast(PairingCode, self._call("POST", _path(instance_id, "/pairing-code"), json=body)["data"])
+
+    def send_message(self, instance_id: str, chat_id: str, text: str) -> SentMessage:
+        """Send a text through the instance (the manager forwards it to the instance's own API)."""
+        body = {"chatId": chat_id, "text": text}
+        return cast(SentMessage, self._call("POST", _path(instance_id, "/messages"), json=body)["data"])
 
     def get_auth_status(self, instance_id: str) -> AuthStatusInfo:
         return cast(AuthStatusInfo, self._call("GET", _path(instance_id, "/auth-status"))["data"])

@@ -106,6 +106,10 @@ class PairingCode(TypedDict):
     phone_number: str
 
 
+class SentMessage(TypedDict):
+    id: str
+
+
 class AuthStatusInfo(TypedDict):
     status: AuthStatus
     authenticated: bool

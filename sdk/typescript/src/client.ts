@@ -17,6 +17,7 @@ import type {
   InstanceLogs,
   OpenApiDocument,
   PairingCode,
+  SentMessage,
   QRCode,
   WebhookConfig,
   WebhookSecret,
@@ -171,6 +172,12 @@ export class InstanceManagerClient {
   async requestPairingCode(instanceId: string, phoneNumber: string): Promise<PairingCode> {
     const body = { phone_number: phoneNumber };
     return (await this.request<{ data: PairingCode }>('POST', instancePath(instanceId, '/pairing-code'), { body })).data;
+  }
+
+  /** Send a text through the instance (the manager forwards it to the instance's own API). */
+  async sendMessage(instanceId: string, chatId: string, text: string): Promise<SentMessage> {
+    const body = { chatId, text };
+    return (await this.request<{ data: SentMessage }>('POST', instancePath(instanceId, '/messages'), { body })).data;
   }
 
   async getAuthStatus(instanceId: string): Promise<AuthStatusInfo> {

@@ -38,6 +38,7 @@ export type {
   MessageEvent,
   OpenApiDocument,
   PairingCode,
+  SentMessage,
   Provider,
   QRCode,
   WebhookConfig,

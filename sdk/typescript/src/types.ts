@@ -100,6 +100,10 @@ export interface PairingCode {
   phone_number: string;
 }
 
+export interface SentMessage {
+  id: string;
+}
+
 export interface AuthStatusInfo {
   status: AuthStatus;
   authenticated: boolean;

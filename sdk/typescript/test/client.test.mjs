@@ -81,6 +81,7 @@ test('every operation against the local stack', { skip: needsStack, timeout: 120
   const logs = await run('getInstanceLogs', telegramId, 5);
   assert.equal(logs.tail, 5);
   assert.ok(logs.logs.length >= 1 && logs.logs.length <= 5);
+  assert.match((await run('sendMessage', telegramId, '4242', 'hello from the TypeScript client')).id, /^4242:/);
   assert.deepEqual(await run('stopInstance', telegramId), { success: true, message: 'Instance stopped successfully' });
   assert.deepEqual(await run('startInstance', telegramId), { success: true, message: 'Instance started successfully' });
   assert.deepEqual(await run('restartInstance', telegramId), { success: true, message: 'Instance restarted successfully' });

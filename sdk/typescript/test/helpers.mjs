@@ -37,6 +37,7 @@ export const OPERATION_OF = {
   restartInstance: 'restartInstance',
   getQRCode: 'getQRCode',
   requestPairingCode: 'requestPairingCode',
+  sendMessage: 'sendMessage',
   getAuthStatus: 'getAuthStatus',
   getWebhook: 'getWebhook',
   updateWebhook: 'updateWebhook',
