@@ -264,3 +264,16 @@ def test_a_batch_out_of_time_hands_the_rest_back_at_once_untouched(fanout, recei
     assert len(deliver(fanout, records)) == 2 and receiver.requests == []
     again = receive(fanout)  # visible again at once, not after the visibility timeout
     assert sorted(json.loads(r["body"])["payload"]["message"]["body"] for r in again) == ["late one", "late two"]
+
+
+def test_delivery_log_entries_expire_through_dynamodb_ttl(fanout, receiver):
+    event = publish(fanout, "1001", "kept for a week")
+    deliver(fanout, receive(fanout))
+    table = fanout["c"].tables.deliveries
+    item = table.get(fanout["instance"].id, event["event_id"])
+    assert timedelta(days=6, hours=23) < item.expires_at - utc_now() <= timedelta(days=7)
+    # moto's CloudFormation does not apply TimeToLiveSpecification; the template AWS gets does.
+    from tests.infra.templates import resources_template
+
+    table_properties = resources_template()["Resources"]["DeliveriesTable"]["Properties"]
+    assert table_properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -215,3 +217,29 @@ def test_stack_restart_keeps_instances_and_pending_events(tmp_path: Path, telegr
         assert not port_open(stopped_port)
     finally:
         assert stack.stop() == 0
+
+
+def test_opt_in_events_arrive_signed(stack: LocalStack, telegram: FakeTelegramServer, receiver: WebhookReceiver) -> None:
+    from chalicelib.core import signing
+
+    token = "100009:AAHoptInEventsTokenForTheWebhookTests_0"
+    telegram.add_bot(token)
+    body = {"company_id": "events", "provider": "telegram", "config": {"bot_token": token},
+            "api_webhook_schema": {"url": receiver.url, "events": ["message", "instance.status", "message.ack"]}}
+    created = stack.call("POST", "/api/v1/instances", body).json()
+    instance_id, secret = created["instance_id"], created["process_result"]["details"]["webhook_secret"]
+    port, key = created["process_result"]["details"]["ports"]["api"], created["process_result"]["details"]["api_key"]
+    stack.wait_status(instance_id, "client_ready")
+
+    def events(kind: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        return [(h, b) for h, b in receiver.received if b.get("instance_id") == instance_id and b.get("event") == kind]
+
+    wait_for(lambda: any(b["data"]["status"] == "client_ready" for _, b in events("instance.status")), 15, "status events")
+    sent = send(port, key, {"chatId": "77", "text": "acked?"}).json()["data"]["id"]
+    wait_for(lambda: any(b["data"]["id"] == sent for _, b in events("message.ack")), 15, "the ack")
+    headers, ack = next((h, b) for h, b in events("message.ack") if b["data"]["id"] == sent)
+    assert ack["data"] == {"id": sent, "chatId": "77", "status": "server"}
+    raw = json.dumps(ack, ensure_ascii=False, separators=(",", ":")).encode()
+    assert signing.verify(secret, headers, raw)
+    statuses = [b["data"]["status"] for _, b in events("instance.status")]
+    assert statuses.index("authenticated") < statuses.index("client_ready")  # in the order they happened

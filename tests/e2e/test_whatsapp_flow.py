@@ -162,6 +162,12 @@ def test_qr_login_messages_and_restarts(stack: LocalStack, whatsapp: FakeWhatsAp
     stack.wait_status(instance_id, "client_ready", timeout=40)
     assert qr_shown(stack, instance_id) == shown
 
+    # the instance restarted through the API: back without a new QR
+    assert stack.call("POST", f"/api/v1/instances/{instance_id}/restart").status_code == 200
+    before_restart = stack.provider_pid(instance_id)
+    stack.wait_status(instance_id, "client_ready", timeout=40)
+    assert stack.provider_pid(instance_id) != before_restart and qr_shown(stack, instance_id) == shown
+
     # the whole stack restarted: back without a new QR, and it still sends
     assert stack.stop() == 0
     stack.start()
