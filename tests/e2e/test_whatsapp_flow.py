@@ -151,6 +151,13 @@ def test_qr_login_messages_and_restarts(stack: LocalStack, whatsapp: FakeWhatsAp
 
         got = wait_for(arrived, 15, f"'{text}' received")
         assert got[0]["id"] == sent_id and got[0]["to"] == ALICE
+    # and to a group: every member's device decrypts it
+    whatsapp.create_group("120363000000000002", [ALICE, "15550003333"], owner=PHONE)
+    answer = send(port, key, "120363000000000002@g.us", "hello team")
+    assert answer.status_code == 200, answer.text
+    to_group = wait_for(lambda: [r for r in whatsapp.received() if r.get("text") == "hello team"], 20, "the group send")
+    assert to_group[0]["to"] == "120363000000000002@g.us" and to_group[0]["group"] is True
+    assert set(to_group[0]["decryptedBy"]) == {ALICE, "15550003333"}
     bad = send(port, key, "not-a-number", "x")
     assert bad.status_code == 400 and bad.json()["code"] == "VALIDATION_ERROR"
 
@@ -163,8 +170,8 @@ def test_qr_login_messages_and_restarts(stack: LocalStack, whatsapp: FakeWhatsAp
     assert qr_shown(stack, instance_id) == shown
 
     # the instance restarted through the API: back without a new QR
-    assert stack.call("POST", f"/api/v1/instances/{instance_id}/restart").status_code == 200
     before_restart = stack.provider_pid(instance_id)
+    assert stack.call("POST", f"/api/v1/instances/{instance_id}/restart").status_code == 200
     stack.wait_status(instance_id, "client_ready", timeout=40)
     assert stack.provider_pid(instance_id) != before_restart and qr_shown(stack, instance_id) == shown
 

@@ -75,6 +75,10 @@ class FakeWhatsAppServer:
     def send_from_phone(self, phone: str, to: str, text: str) -> dict[str, Any]:
         return dict(self._call("POST", "/_fake/messages/from-phone", {"phone": phone, "to": to, "text": text}))
 
+    def create_group(self, group_id: str, participants: list[str], owner: str, subject: str = "Team") -> dict[str, Any]:
+        body = {"id": group_id, "participants": participants, "owner": owner, "subject": subject}
+        return dict(self._call("POST", "/_fake/groups", body))
+
     def received(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/_fake/received"))
 

@@ -1,6 +1,7 @@
 // JSON control API (for tests and for people): GET /_fake/state, POST /_fake/scan, ...
 import { createServer } from 'node:http'
 import { sendContactMessage, sendFromPhone } from './messaging.js'
+import { createGroup, listGroups } from './groups.js'
 
 async function readJson(req) {
 	const chunks = []
@@ -28,6 +29,8 @@ export function makeRoutes(fw) {
 		'POST /_fake/options': body => fw.setOptions(body),
 		'POST /_fake/scan': body => fw.scan(body),
 		'POST /_fake/pairing-code': body => fw.enterPairingCode(body),
+		'GET /_fake/groups': () => listGroups(fw),
+		'POST /_fake/groups': body => createGroup(fw, body),
 		'POST /_fake/messages': body => sendContactMessage(fw, body),
 		'POST /_fake/messages/from-phone': body => sendFromPhone(fw, body),
 		'POST /_fake/remove-device': body => fw.removeDevice(body),

@@ -6,7 +6,7 @@ import { Curve, getBinaryNodeChild, proto } from '@whiskeysockets/baileys'
 import { keyPairFromPrivate, makeCertChain, ServerNoise } from './noise.js'
 import { FakeSignalDevice } from './signal.js'
 import { currentRefIndex, enterPairingCode, onLinkCodeStage, scan, sendPairDevice } from './pairing.js'
-import { handleLoggedInNode, sendHistoryNotification } from './messaging.js'
+import { handleLoggedInNode, notifyDeviceListChanged, sendHistoryNotification } from './messaging.js'
 import { digits, HttpError, nowS } from './util.js'
 
 export { HttpError } from './util.js'
@@ -37,6 +37,7 @@ export class FakeWhatsApp {
 		this.certChain = makeCertChain({ rootKeyPair: this.rootKeyPair, serverStaticPublic: this.staticKeyPair.public })
 		this.accounts = new Map() // phone -> account
 		this.contacts = new Map() // phone -> contact
+		this.groups = new Map() // group id (digits) -> group (groups.js)
 		this.conns = new Set()
 		this.received = [] // messages the clients sent, decrypted
 		this.nacks = [] // acks with an error the clients sent for our messages
@@ -343,6 +344,7 @@ export class FakeWhatsApp {
 			if (deviceId !== undefined && Number(deviceId) !== d.deviceId) continue
 			account.devices.delete(d.deviceId)
 			removed.push(d.jid)
+			notifyDeviceListChanged(this, account, d)
 			if (d.conn) {
 				this.endWith(d.conn, {
 					tag: 'stream:error',

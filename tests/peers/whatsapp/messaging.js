@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { getBinaryNodeChild, getBinaryNodeChildren, jidDecode, proto } from '@whiskeysockets/baileys'
 import { bundleToUserNode } from './signal.js'
+import { ensureGroupForContactMessage, handleClientGroupMessage, handleGroupIq } from './groups.js'
 import { HttpError, nowS } from './util.js'
 
 const buf = (x) => Buffer.from(x ?? [])
@@ -28,6 +29,31 @@ export function companionBundle(device) {
 		identity: device.identityPublic,
 		signedPreKey: device.signedPreKey,
 		preKey
+	}
+}
+
+/**
+ * Tells the account's other logged-in devices that its device list changed (a device linked or
+ * unlinked): `<notification type="devices"><update>`, so Baileys drops its cached device list and
+ * its next group send includes the new device (sender key distribution to it).
+ */
+export function notifyDeviceListChanged(fw, account, changed) {
+	for (const d of account.devices.values()) {
+		if (d === changed || !d.conn?.loginDone) continue
+		fw.sendNode(d.conn, {
+			tag: 'notification',
+			attrs: { from: `${account.phone}@s.whatsapp.net`, type: 'devices', id: fw.nextId(), t: String(nowS()) },
+			content: [
+				{
+					tag: 'update',
+					attrs: {},
+					content: [
+						{ tag: 'device', attrs: { jid: changed.jid } },
+						{ tag: 'device', attrs: { jid: changed.lidJid } }
+					]
+				}
+			]
+		})
 	}
 }
 
@@ -94,10 +120,15 @@ async function handleIq(fw, conn, node) {
 		// sock.logout(): the client unlinks itself
 		device.account.devices.delete(device.deviceId)
 		fw.sendNode(conn, result(node))
+		notifyDeviceListChanged(fw, device.account, device)
 		return
 	}
 	if (xmlns === 'privacy' && node.attrs.type === 'get') {
 		fw.sendNode(conn, result(node, [{ tag: 'privacy', attrs: {}, content: [] }]))
+		return
+	}
+	if (xmlns === 'w:g2') {
+		handleGroupIq(fw, conn, node)
 		return
 	}
 	if (xmlns === 'blocklist') {
@@ -129,7 +160,7 @@ function storeUploadedKeys(device, node) {
 }
 
 /** Finds the fake party behind a jid ("user[:device]@s.whatsapp.net" or "@lid"). */
-function resolve(fw, jid, { create = false } = {}) {
+export function resolve(fw, jid, { create = false } = {}) {
 	const decoded = jidDecode(jid)
 	if (!decoded?.user) return {}
 	const { user, server, device } = decoded
@@ -195,10 +226,11 @@ function usyncResult(fw, usync) {
 	}
 }
 
-const textOf = (msg) => msg?.conversation ?? msg?.extendedTextMessage?.text ?? undefined
+export const textOf = (msg) => msg?.conversation ?? msg?.extendedTextMessage?.text ?? undefined
 
 /** The client sent a message: decrypt every copy we can (contacts, the account's phone) and record it. */
 async function handleClientMessage(fw, conn, node) {
+	if (jidDecode(node.attrs.to)?.server === 'g.us') return handleClientGroupMessage(fw, conn, node)
 	const sender = conn.device
 	const encTargets = []
 	for (const to of getBinaryNodeChildren(getBinaryNodeChild(node, 'participants'), 'to')) {
@@ -238,7 +270,8 @@ async function handleClientMessage(fw, conn, node) {
 			continue
 		}
 		try {
-			const msg = await signalDevice.decryptMessage(sender.lidJid, enc.attrs.type, buf(enc.content))
+			// LID address first (v7 sends through LIDs); a phone-number session (e.g. from a PN group) second
+			const msg = await signalDevice.decryptFromAny([sender.lidJid, sender.jid], enc.attrs.type, buf(enc.content))
 			recipients.push({ jid, decrypted: true, type: enc.attrs.type })
 			if (msg.deviceSentMessage) {
 				phoneCopy = {
@@ -283,7 +316,7 @@ export async function sendContactMessage(fw, { to, from, fromName, text, lid, gr
 	const contact = fw.getOrCreateContact(from, { name: fromName, lid })
 	const msgId = id || newMessageId()
 	const contactLid = `${contact.lid}@lid`
-	const groupJid = group ? (String(group).includes('@') ? String(group) : `${group}@g.us`) : undefined
+	const groupJid = group ? ensureGroupForContactMessage(fw, group, account, contact).jid : undefined
 	const out = []
 	for (const device of devices) {
 		await contact.device.ensureSession(device.lidJid, () => companionBundle(device))

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { Curve, getBinaryNodeChild } from '@whiskeysockets/baileys'
 import { digits, HttpError, nowS } from './util.js'
+import { notifyDeviceListChanged } from './messaging.js'
 import {
 	buildPairSuccess,
 	openCompanionFinish,
@@ -125,6 +126,7 @@ export async function completePairing(fw, conn, { phone, name, lid, advSecretKey
 		throw new HttpError(502, 'client rejected pair-success or sent a bad device signature')
 	}
 	account.devices.set(deviceId, device)
+	notifyDeviceListChanged(fw, account, device)
 	conn.state = 'paired'
 	fw.log(`paired ${device.jid}`)
 	// restart required: the client reconnects and logs in with its new credentials

@@ -86,6 +86,7 @@ try:
   curl -s -XPOST ${c}/_fake/scan -d '{"phone":"15551234567","name":"Me","qr":"<QR string the client emitted>"}'
   curl -s -XPOST ${c}/_fake/pairing-code -d '{"phone":"15551234567","code":"ABCD1234"}'
   curl -s -XPOST ${c}/_fake/messages -d '{"to":"15551234567","from":"15550001111","fromName":"Alice","text":"hi"}'
+  curl -s -XPOST ${c}/_fake/groups -d '{"id":"120363000000000001","subject":"Team","owner":"15551234567","participants":["15550001111","15550002222"]}'
   curl -s ${c}/_fake/received
   curl -s -XPOST ${c}/_fake/drop -d '{"phone":"15551234567"}'
   curl -s -XPOST ${c}/_fake/remove-device -d '{"phone":"15551234567"}'`)

@@ -148,6 +148,34 @@ export class FakeSignalDevice {
 		return this.repo.encryptGroupMessage({ group, meId, data: encodeWAMessage(message) })
 	}
 
+	/** Store a sender key a group member sent us (proto SenderKeyDistributionMessage object). */
+	async processSenderKeyDistribution(authorJid, item) {
+		await this.repo.processSenderKeyDistributionMessage({ item, authorJid })
+	}
+
+	/** Decrypt a group `skmsg` from `authorJid` (needs its sender key) into a proto.Message. */
+	async decryptGroupMessage(group, authorJid, ciphertext) {
+		const plain = await this.repo.decryptGroupMessage({ group, authorJid, msg: ciphertext })
+		return proto.Message.decode(unpadRandomMax16(plain))
+	}
+
+	/**
+	 * Decrypt a pkmsg/msg from one sender known under several addresses (its LID and phone-number
+	 * device JIDs: the client keeps a session per address it sent to). Tries them in order; a failed
+	 * attempt changes nothing. Throws the first error if none works.
+	 */
+	async decryptFromAny(jids, type, ciphertext) {
+		let first
+		for (const jid of jids) {
+			try {
+				return await this.decryptMessage(jid, type, ciphertext)
+			} catch (err) {
+				first = first || err
+			}
+		}
+		throw first
+	}
+
 	/** Decrypt a pkmsg/msg from `jid` into a proto.Message. */
 	async decryptMessage(jid, type, ciphertext) {
 		const plain = await this.repo.decryptMessage({ jid, type, ciphertext })
