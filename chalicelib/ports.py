@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from .core.errors import not_found
 from .core.events import Envelope
 from .core.types import AuthStatus, DesiredState, Instance, LogLine, SigningSecrets, Status, WebhookConfig
 
@@ -123,3 +124,11 @@ class SecretBox(Protocol):
     def seal(self, plaintext: str) -> str: ...
 
     def open(self, sealed: str) -> str: ...
+
+
+def require(repo: InstanceRepository, instance_id: str) -> Instance:
+    """The instance, or the seed's INSTANCE_NOT_FOUND."""
+    instance = repo.get(instance_id)
+    if instance is None:
+        raise not_found(instance_id)
+    return instance

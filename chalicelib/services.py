@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from .config import Settings
-from .core.errors import ErrorCode, InstanceManagerError, not_found
+from .core.errors import ErrorCode, InstanceManagerError
 from .core.signing import new_secret
 from .core.types import (
     ApiKey,
@@ -26,7 +26,7 @@ from .core.types import (
 )
 from .core.validation import parse_create_request
 from .instance_log import InstanceLog
-from .ports import AuthStore, DeliveryLog, InstanceGateway, InstanceRepository, Launcher, TaskState
+from .ports import AuthStore, DeliveryLog, InstanceGateway, InstanceRepository, Launcher, TaskState, require
 from .qr import png_data_url
 from .webhooks import check_webhook_url
 
@@ -81,10 +81,7 @@ class InstanceService:
         return self.repo.list_all()
 
     def get(self, instance_id: str) -> Instance:
-        instance = self.repo.get(instance_id)
-        if instance is None:
-            raise not_found(instance_id)
-        return instance
+        return require(self.repo, instance_id)
 
     def api_key(self, instance_id: str) -> dict[str, Any]:
         key = self.get(instance_id).api_key

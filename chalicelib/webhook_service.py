@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from .config import Settings
-from .core.errors import ErrorCode, InstanceManagerError, invalid, not_found
+from .core.errors import ErrorCode, InstanceManagerError, invalid
 from .core.events import Envelope, envelope
 from .core.signing import new_secret
 from .core.types import Instance, SigningSecrets, iso, utc_now
 from .core.validation import parse_webhook_update
 from .instance_log import InstanceLog
-from .ports import DeliveryLog, EventPublisher, InstanceRepository
+from .ports import DeliveryLog, EventPublisher, InstanceRepository, require
 from .webhooks import check_webhook_url
 
 SOURCE = "webhook"
@@ -30,10 +30,7 @@ class WebhookService:
     settings: Settings
 
     def _get(self, instance_id: str) -> Instance:
-        instance = self.repo.get(instance_id)
-        if instance is None:
-            raise not_found(instance_id)
-        return instance
+        return require(self.repo, instance_id)
 
     def view(self, instance_id: str) -> dict[str, Any]:
         instance = self._get(instance_id)
@@ -82,20 +79,19 @@ class WebhookService:
         count = _limit(limit)
         return self.deliveries.list(instance_id, state, count)
 
-    def get(self, instance_id: str, delivery_id: str) -> dict[str, Any]:
+    def _delivery(self, instance_id: str, delivery_id: str) -> tuple[dict[str, Any], Envelope]:
         self._get(instance_id)
         found = self.deliveries.get(instance_id, delivery_id)
         if found is None:
             raise InstanceManagerError(ErrorCode.DELIVERY_NOT_FOUND, f"No delivery {delivery_id} for this instance")
-        view, event = found
+        return found
+
+    def get(self, instance_id: str, delivery_id: str) -> dict[str, Any]:
+        view, event = self._delivery(instance_id, delivery_id)
         return {**view, "payload": event["payload"]}
 
     def retry(self, instance_id: str, delivery_id: str) -> dict[str, Any]:
-        self._get(instance_id)
-        found = self.deliveries.get(instance_id, delivery_id)
-        if found is None:
-            raise InstanceManagerError(ErrorCode.DELIVERY_NOT_FOUND, f"No delivery {delivery_id} for this instance")
-        view, event = found
+        view, event = self._delivery(instance_id, delivery_id)
         if view["state"] == "delivered":
             raise invalid("This delivery already succeeded: send a test event instead")
         # A fresh start for its age; the same event id, so the receiver can tell it is the same event.

@@ -22,21 +22,6 @@ SECRET_HEADER = "Bearer webhook-secret-value-42"
 
 
 @pytest.fixture(scope="module")
-def telegram() -> Iterator[FakeTelegramServer]:
-    server = FakeTelegramServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    hook = WebhookReceiver().start()
-    yield hook
-    hook.close()
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, telegram: FakeTelegramServer) -> Iterator[LocalStack]:
     local = LocalStack(tmp_path_factory.mktemp("stack"), 3200,
                        {"TELEGRAM_API_ROOT": telegram.api_root, "INSTANCE_PORT_RANGE": "9200-9249"})

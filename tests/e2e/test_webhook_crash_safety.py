@@ -21,21 +21,6 @@ CHATS = (501, 502)
 
 
 @pytest.fixture(scope="module")
-def telegram() -> Iterator[FakeTelegramServer]:
-    server = FakeTelegramServer([TOKEN])
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    hook = WebhookReceiver().start()
-    yield hook
-    hook.close()
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, telegram: FakeTelegramServer) -> Iterator[LocalStack]:
     local = LocalStack(tmp_path_factory.mktemp("crash"), 3700, {
         "TELEGRAM_API_ROOT": telegram.api_root, "INSTANCE_PORT_RANGE": "9700-9749",
@@ -49,7 +34,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, telegram: FakeTelegramServer
 
 
 @pytest.fixture(scope="module")
-def instance_id(stack: LocalStack, receiver: WebhookReceiver) -> str:
+def instance_id(stack: LocalStack, telegram: FakeTelegramServer, receiver: WebhookReceiver) -> str:
+    telegram.add_bot(TOKEN)
     body = {"company_id": "crash", "provider": "telegram", "type_instance": ["api"], "config": {"bot_token": TOKEN},
             "api_webhook_schema": {"url": receiver.url}}
     created = stack.call("POST", "/api/v1/instances", body).json()

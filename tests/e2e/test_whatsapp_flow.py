@@ -32,13 +32,6 @@ def whatsapp() -> Iterator[FakeWhatsAppServer]:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    hook = WebhookReceiver().start()
-    yield hook
-    hook.close()
-
-
-@pytest.fixture(scope="module")
 def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("wa-stack")
 
