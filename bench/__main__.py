@@ -1,7 +1,7 @@
 """`python -m bench`: run the benchmarks, print their figures and rewrite docs/BENCHMARKS.md.
 
     python -m bench                      # everything
-    python -m bench --only aws-calls     # one section (repeatable): aws-calls, import-time, stack
+    python -m bench --only aws-calls     # one section (repeatable): aws-calls, import-time, stack, whatsapp, webhooks
     python -m bench --no-write           # print only
 """
 
@@ -14,10 +14,10 @@ import time
 import traceback
 from collections.abc import Callable
 
-from . import aws_calls, import_time, local_stack, report
+from . import aws_calls, import_time, local_stack, report, webhooks, whatsapp
 from .common import SectionResult, machine_text, now_text, say
 
-SECTIONS = ("aws-calls", "import-time", "stack")
+SECTIONS = ("aws-calls", "import-time", "stack", "whatsapp", "webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=10,
                         help="Telegram instances created on the local stack (default 10)")
     parser.add_argument("--port-offset", type=int, default=0,
-                        help="shift the stack's ports (3300, 4300, 4301, 9300-9399) by this much, e.g. when a test "
-                             "run holds them")
+                        help="shift the stacks' ports (3300, 4300, 4301, 9300-9399 for `stack`; 3800, 4800, 4801, "
+                             "9800-9849 for `whatsapp` and `webhooks`) by this much, e.g. when a test run holds them")
     parser.add_argument("--import-runs", type=int, default=10, help="subprocesses per import measurement (default 10)")
+    parser.add_argument("--kills", type=int, default=5, help="provider kills in the whatsapp section (default 5)")
+    parser.add_argument("--messages", type=int, default=1000,
+                        help="messages from the fake contact in the whatsapp section's memory figure (default 1000)")
+    parser.add_argument("--events", type=int, default=500, help="events through the in-process fan-out (default 500)")
     parser.add_argument("--no-write", action="store_true", help="print the figures, leave docs/BENCHMARKS.md alone")
     args = parser.parse_args(args_list)
 
@@ -40,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         "aws-calls": lambda: [aws_calls.run()],
         "import-time": lambda: [import_time.run(args.import_runs)],
         "stack": lambda: local_stack.run(args.instances, args.port_offset),
+        "whatsapp": lambda: whatsapp.run(args.port_offset, args.kills, args.messages),
+        "webhooks": lambda: webhooks.run(args.port_offset, args.events),
     }
     stamp, machine = now_text(), machine_text()
     command = " ".join([".venv/bin/python -m bench", *map(shlex.quote, args_list)])

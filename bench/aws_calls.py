@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class Window:
     calls: Counter[str] = field(default_factory=Counter)
     attempts: int = 0
     raw_calls: int = 0
+    seconds: float = 0.0  # wall time spent inside `_make_api_call` (moto answering, when mocked)
 
     @property
     def total(self) -> int:
@@ -61,9 +63,17 @@ class CallCounter:
 
         def counting(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             with counter._lock:
-                if counter._window is not None:
-                    counter._window.raw_calls += 1
-            return original(client, operation_name, api_params)
+                window = counter._window
+                if window is not None:
+                    window.raw_calls += 1
+            started = time.perf_counter()
+            try:
+                return original(client, operation_name, api_params)
+            finally:
+                if window is not None:
+                    spent = time.perf_counter() - started
+                    with counter._lock:
+                        window.seconds += spent
 
         botocore.client.BaseClient._make_api_call = counting
         cls._installed = counter
@@ -132,11 +142,13 @@ MINIMUM: dict[str, tuple[int, str]] = {
         5, "UpdateItem with ReturnValues=ALL_OLD + StopTask + RunTask + UpdateItem (new handle) + PutLogEvents",
     ),
     "DELETE /api/v1/instances/{id}": (
-        4, "GetItem (ports, company, task handle) + StopTask + TransactWriteItems + DeleteLogStream; "
-        "no log line or handle update for a record and stream about to be deleted",
+        5, "GetItem (ports, company, task handle) + TransactWriteItems + StopTask + DeleteLogStream + one Query "
+        "of the delivery log (plus a BatchWriteItem per 25 entries, if any); a Telegram instance has no auth items "
+        "to look for",
     ),
     "SQS deliver_webhooks (1 record)": (
-        1, "one GetItem (webhook URL and headers); deleting the message is the event source mapping's job",
+        3, "GetItem (webhook URL, sealed headers, signing secret) + UpdateItem (this second's rate counter) + one "
+        "write to the delivery log; deleting the message is the event source mapping's job (section 8: a batch of 10)",
     ),
     "schedule reconcile_instances (3 running)": (
         2, "one Query + one DescribeTasks for up to 100 task ARNs",
@@ -241,13 +253,17 @@ def _measure() -> tuple[list[Probe], list[Probe], dict[str, int]]:
                 probe(endpoint, get, get)
             probe("GET .../qr", lambda: http("GET", f"{base}/{whatsapp}/qr"), lambda: http("GET", f"{base}/{whatsapp}/qr"))
 
-            event = json.dumps({
-                "instance_id": t1, "provider": "telegram",
-                "message": {"id": "1", "body": "hi", "fromMe": False, "timestamp": "2026-01-01T00:00:00.000Z",
-                            "contact": "1001", "type": "text", "chatId": "1001"},
-            })
+            from chalicelib.core.events import envelope
+
+            target = {"instance": t1}
 
             def deliver() -> Any:
+                # What a provider publishes: an envelope around the seed's payload (chalicelib/core/events.py).
+                payload = {"instance_id": target["instance"], "provider": "telegram",
+                           "message": {"id": "1001:1", "body": "hi", "fromMe": False,
+                                       "timestamp": "2026-01-01T00:00:00.000Z", "contact": "Alice (@alice)",
+                                       "type": "text", "chatId": "1001"}}
+                event = json.dumps(envelope("message", target["instance"], payload, group=f"{target['instance']}:1001"))
                 answer = client.lambda_.invoke("deliver_webhooks", client.events.generate_sqs_event([event]))
                 failures = answer.payload.get("batchItemFailures")
                 return _Ok("ok" if failures == [] else f"failures {failures}")
@@ -285,7 +301,7 @@ def _measure() -> tuple[list[Probe], list[Probe], dict[str, int]]:
             t4 = ids[-1]
             fresh("GET /api/v1/instances/{id}", lambda: http("GET", f"{base}/{t4}"))
             fresh("GET /api/v1/instances", lambda: http("GET", base))  # 2 items, sealed by 2 containers
-            event = event.replace(t1, t4)
+            target["instance"] = t4
             fresh("SQS deliver_webhooks (1 record)", deliver)
             fresh("POST .../stop", lambda: http("POST", f"{base}/{t4}/stop", {}))
             for leftover in (t4, whatsapp):
@@ -329,9 +345,8 @@ def run() -> SectionResult:
     )
     over = {p.endpoint: p.warm.total - p.minimum for p in probes if p.warm.total > p.minimum}
     calls_of = {p.endpoint: p.warm.calls for p in probes}
-    explanations = [text for endpoints, operation, text in WHY_OVER
-                    if any(e in over and (operation is None or operation in calls_of[e]) for e in endpoints)]
-    unexplained = [e for e in over if not any(e in endpoints for endpoints, _, _ in WHY_OVER)]
+    explanations, explained = _why_over(over, calls_of)
+    unexplained = [e for e in over if e not in explained]
     say(body)
     say("First request of a fresh container:")
     say(fresh_body)
@@ -343,7 +358,7 @@ def run() -> SectionResult:
         "loopback receiver. Counted with a `before-call` handler inserted first in "
         "`botocore.handlers.BUILTIN_HANDLERS`, so boto3's clients and PynamoDB's own botocore sessions all "
         "carry it. \"Minimum\" is the fewest calls the request could make with this data model (one table, "
-        "a leases table, CloudWatch Logs, ECS).",
+        "a leases table, the auth table, the delivery log, CloudWatch Logs, ECS).",
         "",
         body,
         "",
@@ -352,11 +367,13 @@ def run() -> SectionResult:
         "The first request a fresh container serves (`wiring.reset()` before each: a cold Lambda, or another "
         "warm one) pays for its per-process caches: the KMS data key (GenerateDataKey to seal, Decrypt to "
         "open), the log streams it knows exist (CreateLogStream, answered ResourceAlreadyExists for an "
-        "existing stream), the queue URL (GetQueueUrl):",
+        "existing stream)"
+        + (", the queue URL (GetQueueUrl)" if any(p.warm.calls["SQS.GetQueueUrl"] for p in fresh_probes) else "")
+        + ":",
         "",
         fresh_body,
         "",
-        *FRESH_NOTES,
+        *_fresh_notes(fresh_probes),
         "",
         f"Over the minimum on a warm process: {sum(over.values())} calls across {len(over)} of {len(probes)} "
         "requests. Where the surplus comes from:",
@@ -369,41 +386,98 @@ def run() -> SectionResult:
 
 _WRITES = ("POST /api/v1/instances", "POST .../start (stopped)", "POST .../start (already running)", "POST .../stop",
            "POST .../restart", "DELETE /api/v1/instances/{id}")
-WHY_OVER: list[tuple[tuple[str, ...], str | None, str]] = [
-    (_WRITES, None,
-     "- Every log line costs 2 calls and each line is written on its own: `InstanceLog.write` "
-     "(chalicelib/instance_log.py) does `PutLogEvents` and then `count_log_lines`, an `UpdateItem` on the "
-     "instance (chalicelib/adapters/dynamo.py); the use cases in chalicelib/services.py write 2 lines (create, "
-     "start, stop) or 3 (restart: \"Provider task stopped\", \"Restart requested\", \"Provider task "
-     "started\"), i.e. 4-6 calls where one `PutLogEvents` would do, with the count folded into an "
-     "`UpdateItem` the request makes anyway."),
-    (("POST .../start (stopped)", "POST .../stop", "POST .../restart"), None,
-     "- start/stop/restart read the item first (`InstanceService.get` → `GetItem`), then write it "
-     "(`set_desired_state` → `UpdateItem`) and write it again (`_stop_task`/`_launch` → `set_task` → "
-     "`UpdateItem`; restart does `set_task(None)` and then `set_task(handle)`): one `UpdateItem` with "
-     "`ReturnValues` could replace the read and the first write, and the handle could ride with the log count."),
-    (("DELETE /api/v1/instances/{id}",), None,
-     "- DELETE reads the item twice (`InstanceService.delete` calls `self.get`, then "
-     "`DynamoInstanceRepository.delete` does its own `GetItem`), and `_stop_task` first writes "
-     "`set_task(None)` and a log line (`PutLogEvents` + `UpdateItem`) to an item and a stream deleted a "
-     "moment later."),
-    (("POST /api/v1/instances", "POST .../start (stopped)", "POST .../restart"), "ECS.ListTasks",
-     "- `EcsLauncher.launch` (chalicelib/adapters/ecs.py) calls `ListTasks` (startedBy the instance id) before "
-     "every `RunTask`, to return a running task instead of starting a second one. On create it cannot find "
-     "anything (the id is new); elsewhere `RunTask`'s own `clientToken` (idempotency token, up to 64 characters, "
-     "e.g. the instance id plus a launch generation kept on the item) could give a similar guarantee without a call."),
-    (("schedule reconcile_instances (3 running)",), None,
-     "- `reconcile` (chalicelib/services.py) calls `DescribeTasks` once per running instance through "
-     "`_is_alive`, where one `DescribeTasks` takes up to 100 task ARNs: N+1 calls a minute for N instances."),
-]
+_STATE_CHANGES = ("POST .../start (stopped)", "POST .../stop", "POST .../restart")
 
-FRESH_NOTES = [
-    "- GET list on a fresh container makes one KMS `Decrypt` per distinct data key among the listed items (2 "
-    "here: the 2 items were sealed by 2 containers): `DynamoInstanceRepository._to_domain` "
-    "(chalicelib/adapters/dynamo.py) opens `api_key_sealed`, `secrets_sealed` and `webhook_headers_sealed` for "
-    "every item it reads, though `public_view` shows none of them. With data keys rotating every 5 minutes per "
-    "container, a list of N instances can cost up to N Decrypts (and the CPU of N AES-GCM opens) on a cold start; "
-    "GET one, auth-status, qr, logs, start/stop/restart and delete decrypt too without needing the secrets.",
-    "- The webhook handler's first invocation calls `GetQueueUrl` although it needs the URL only to delay a "
-    "failed record: `Container.webhooks` (chalicelib/wiring.py) reads `self.publisher.queue_url` eagerly.",
-]
+
+def _why_over(over: dict[str, int], calls: dict[str, Counter[str]]) -> tuple[list[str], set[str]]:
+    """Where the calls over the minimum come from, read off the calls this run saw (the code changes)."""
+    texts: list[str] = []
+    explained: set[str] = set()
+    writes = [e for e in _WRITES if e in over]
+    per_line = [e for e in writes if calls[e]["CloudWatchLogs.PutLogEvents"] > 1]
+    counted = [e for e in writes if calls[e]["CloudWatchLogs.PutLogEvents"] >= 1 and calls[e]["DynamoDB.UpdateItem"]]
+    if per_line:
+        explained.update(per_line)
+        texts.append(
+            f"- Each log line is written on its own ({', '.join(per_line)}): `InstanceLog.write` "
+            "(chalicelib/instance_log.py) does a `PutLogEvents` and then `count_log_lines`, an `UpdateItem` on the "
+            "instance (chalicelib/adapters/dynamo.py), per line.")
+    if counted:
+        explained.update(counted)
+        texts.append(
+            f"- The log-line counter is an `UpdateItem` of its own ({', '.join(counted)}): "
+            "`InstanceLog.write_many` (chalicelib/instance_log.py) sends a use case's lines in one `PutLogEvents` "
+            "(`InstanceLog.batched`) and then calls `count_log_lines` (chalicelib/adapters/dynamo.py), one more "
+            "`UpdateItem` on the instance, where the count could ride on an `UpdateItem` the request makes anyway "
+            "(`set_task`, `set_desired_state`).")
+    changes = [e for e in _STATE_CHANGES if e in over and calls[e]["DynamoDB.GetItem"]
+               and calls[e]["DynamoDB.UpdateItem"] >= 2]
+    if changes:
+        explained.update(changes)
+        shown = ", ".join(f"{e.split(' ', 1)[1]} {calls[e]['DynamoDB.UpdateItem']}" for e in changes)
+        texts.append(
+            "- start/stop/restart read the item first (`InstanceService.get` → `GetItem`), then write it "
+            "(`set_desired_state`), write it again for the task handle (`_stop_task`/`_launch` → `set_task`) and "
+            f"again for the line count (`UpdateItem`s: {shown}): one `UpdateItem` with `ReturnValues` could replace "
+            "the read and carry the desired state, the handle and the count together.")
+    delete = "DELETE /api/v1/instances/{id}"
+    if delete in over:
+        explained.add(delete)
+        parts = []
+        if calls[delete]["DynamoDB.GetItem"] > 1:
+            parts.append(f"reads the item {calls[delete]['DynamoDB.GetItem']} times (`InstanceService.delete` calls "
+                         "`self.get`, then the repository reads it again)")
+        if calls[delete]["CloudWatchLogs.PutLogEvents"]:
+            parts.append("writes a log line to a stream it deletes a moment later")
+        if calls[delete]["DynamoDB.Query"] >= 2:
+            parts.append("queries the auth table for the WhatsApp login state (`DynamoAuthStore.wipe`, "
+                         "chalicelib/adapters/auth_store.py) for every instance, a Telegram one too, which never "
+                         "stores any; the other `Query` is the delivery log's (`DynamoDeliveryLog.forget`)")
+        texts.append(f"- DELETE ({', '.join(f'{n} x{c}' for n, c in calls[delete].items())}) "
+                     + ("; ".join(parts) if parts else "makes calls this benchmark does not explain: read "
+                        "`InstanceService.delete` (chalicelib/services.py)") + ".")
+    listing = [e for e in over if calls[e]["ECS.ListTasks"]]
+    if listing:
+        explained.update(listing)
+        texts.append(
+            "- `EcsLauncher.launch` (chalicelib/adapters/ecs.py) calls `ListTasks` (startedBy the instance id) before "
+            f"every `RunTask` ({', '.join(listing)}), to return a running task instead of starting a second one. On "
+            "create it cannot find anything (the id is new); elsewhere `RunTask`'s own `clientToken` (idempotency "
+            "token, up to 64 characters, e.g. the instance id plus a launch generation kept on the item) could give "
+            "a similar guarantee without a call.")
+    reconcile = "schedule reconcile_instances (3 running)"
+    if reconcile in over and calls[reconcile]["ECS.DescribeTasks"] > 1:
+        explained.add(reconcile)
+        texts.append(
+            "- `reconcile` (chalicelib/services.py) calls `DescribeTasks` once per running instance through "
+            "`_is_alive`, where one `DescribeTasks` takes up to 100 task ARNs: N+1 calls a minute for N instances.")
+    return texts, explained
+
+
+def _fresh_notes(fresh: list[Probe]) -> list[str]:
+    calls = {p.endpoint: p.warm.calls for p in fresh}
+    notes = []
+    listing = calls.get("GET /api/v1/instances", Counter())
+    if listing["KMS.Decrypt"]:
+        notes.append(
+            f"- GET list on a fresh container makes {listing['KMS.Decrypt']} KMS `Decrypt` (one per distinct data key "
+            "among the listed items): `DynamoInstanceRepository._to_domain` (chalicelib/adapters/dynamo.py) opens "
+            "secrets that `public_view` never shows.")
+    else:
+        notes.append(
+            "- A cold GET list makes no KMS call: listings leave the secrets sealed (`open_secrets=False` in "
+            "`DynamoInstanceRepository.list_all`/`list_by_company`, chalicelib/adapters/dynamo.py). Reading one "
+            "instance still opens all of them (`get` → `_to_domain`), so GET one, auth-status, qr, logs, "
+            "start/stop/restart and delete each pay a `Decrypt` per data key the container has not cached yet, "
+            "though only current-api-key, the webhook fan-out and the provider use the secrets.")
+    deliver = calls.get("SQS deliver_webhooks (1 record)", Counter())
+    if deliver["SQS.GetQueueUrl"]:
+        notes.append(
+            "- The webhook handler's first invocation calls `GetQueueUrl` although it needs the URL only to delay a "
+            "failed record (`Container.webhooks`, chalicelib/wiring.py).")
+    elif deliver:
+        notes.append(
+            "- The webhook handler's first invocation resolves no queue URL (it is needed only to defer a record, "
+            "`SqsDeliveryQueue`, chalicelib/adapters/sqs.py); it pays the KMS `Decrypt` of the instance's sealed "
+            "webhook headers and signing secret.")
+    return notes

@@ -522,12 +522,10 @@ def _ready_section(r: StackRun) -> SectionResult:
                  "for an instance already being deleted and exited at once (\"instance … does not exist\" in their "
                  "logs under DATA_DIR/providers).")
     if r.started_after_delete:
-        lines.append("  Cause: `InstanceService.delete` (chalicelib/services.py) stops the task (`_stop_task`) while the "
-                     "record still says `desired_state: running`, and only then deletes it; the stack's "
-                     "`ReconcileLoop` (stack/supervisor.py), which waits on the same lock as the launcher's DELETE "
-                     "handler, runs right after the stop, sees a running instance without a live process and launches "
-                     "a new one (\"Provider task is gone; starting it again\"). In AWS the scheduled reconcile can do "
-                     "the same (a RunTask for an instance being deleted) if it lands in that window.")
+        lines.append("  Look at the order of `InstanceService.delete` (chalicelib/services.py) against the stack's "
+                     "`ReconcileLoop` (stack/supervisor.py, every second, under the same lock as the launcher's "
+                     "DELETE handler): a reconcile pass that still sees the instance running without a live process "
+                     "launches a new one (\"Provider task is gone; starting it again\").")
     lines.append(f"- The stack came up (`/api/health` answering) {r.stack_up_s:.1f} s after it was started.")
     if r.stop_s is not None:
         lines.append(f"- SIGINT to exit: {r.stop_s:.1f} s, exit code {r.exit_code}.")

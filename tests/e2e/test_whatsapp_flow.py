@@ -121,6 +121,13 @@ def test_qr_login_messages_and_restarts(stack: LocalStack, whatsapp: FakeWhatsAp
     assert message["chatId"] == f"{ALICE}@c.us" and message["contact"] == f"Alice (+{ALICE})"
     assert message["fromMe"] is False and message["type"] == "text" and message["id"]
 
+    # a new contact's burst reaches the webhook in the order it was sent
+    burst = [f"burst {n}" for n in range(6)]
+    for text in burst:
+        whatsapp.send_message(PHONE, "15550004444", text, sender_name="Bob")
+    wait_for(lambda: set(burst) <= {m["message"]["body"] for m in receiver.messages()}, 20, "the burst")
+    assert [m["message"]["body"] for m in receiver.messages() if m["message"]["body"] in burst] == burst
+
     # a message sent from the phone itself arrives with fromMe true
     whatsapp.send_from_phone(PHONE, "15550002222", "typed on the phone")
     wait_for(lambda: any(m["message"]["body"] == "typed on the phone" for m in receiver.messages()), 20, "fromMe")

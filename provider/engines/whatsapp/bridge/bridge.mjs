@@ -146,13 +146,16 @@ function connect () {
       if (key && key.fromMe && status && status !== 'server') emit({ ev: 'ack', id: key.id, chatId: chatIdOf(key), status })
     }
   })
+  // Baileys decrypts incoming messages concurrently: one that must first store a new LID mapping can
+  // be overtaken by the next one of its chat. Note the order they arrived in, and emit in that order.
+  sock.ws.on('CB:message', (node) => arrived(node.attrs.id, node.attrs.from))
   sock.ev.on('messages.upsert', ({ messages, type }) => {
     if (type !== 'notify' && type !== 'append') return
     for (const message of messages) {
+      const id = message.key && message.key.id
       // What we sent through the instance API is not news to the user's webhook.
-      if (message.key && sentByApi.delete(message.key.id)) continue
-      const view = normalize(message)
-      if (view) emit({ ev: 'message', message: view })
+      const view = id && sentByApi.delete(id) ? null : normalize(message)
+      processed(id, view)
     }
   })
 }
@@ -180,6 +183,39 @@ function onClose (code, reason) {
   setTimeout(() => { if (!stopping) connect() }, reconnectDelay)
   reconnectDelay = Math.min(reconnectDelay * 2, 60000)
 }
+
+// --- arrival order ----------------------------------------------------------------------------
+const ORDER_WAIT_MS = 3000 // a message that never comes out of Baileys holds its chat no longer
+let arrivalSeq = 0
+const inBaileys = new Map() // id -> { seq, chat, at }: arrived, not yet out of Baileys
+let ready = [] // { seq, chat, view }: out of Baileys, waiting for earlier arrivals of their chat
+
+function arrived (id, chat) {
+  if (id && !inBaileys.has(id)) inBaileys.set(id, { seq: ++arrivalSeq, chat, at: Date.now() })
+}
+
+function processed (id, view) {
+  const arrival = id && inBaileys.get(id)
+  if (arrival) inBaileys.delete(id)
+  if (view) ready.push({ seq: arrival ? arrival.seq : Infinity, chat: arrival ? arrival.chat : view.chatId, view })
+  release()
+}
+
+function release () {
+  const now = Date.now()
+  for (const [id, arrival] of inBaileys) if (now - arrival.at > ORDER_WAIT_MS) inBaileys.delete(id)
+  ready.sort((a, b) => a.seq - b.seq)
+  const kept = []
+  for (const item of ready) {
+    const earlier = kept.some((k) => k.chat === item.chat) ||
+      [...inBaileys.values()].some((w) => w.chat === item.chat && w.seq < item.seq)
+    if (earlier) kept.push(item)
+    else emit({ ev: 'message', message: item.view })
+  }
+  ready = kept
+}
+
+setInterval(() => { if (ready.length) release() }, 500).unref()
 
 // --- messages ---------------------------------------------------------------------------------
 const TYPES = [
