@@ -127,7 +127,7 @@ class InstanceService:
         if instance.task_handle is not None:
             self.launcher.stop(instance.task_handle)
         self.log.forget(instance.id)
-        if self.auth_store is not None:
+        if self.auth_store is not None and instance.provider is Provider.WHATSAPPWEB:  # the one with login state
             self.auth_store.wipe(instance.id)
         if self.deliveries is not None:
             self.deliveries.forget(instance.id)
