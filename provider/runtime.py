@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from chalicelib.adapters.dynamo import key_digest
 from chalicelib.core.events import envelope
 from chalicelib.core.types import AuthStatus, Instance, LogLine, MessageEvent, MessageView, Status
 from chalicelib.wiring import Container
@@ -137,7 +136,7 @@ async def run(
         usage.add(future)
         future.add_done_callback(usage.discard)
 
-    api = make_app(key_sha256=key_digest(instance.api_key.value), engine=engine,
+    api = make_app(api_key=instance.api_key.value, engine=engine,
                    status=host.status_view, count_use=count_use)
     runner = web.AppRunner(api, access_log=None)
     await runner.setup()

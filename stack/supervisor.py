@@ -83,10 +83,6 @@ class LocalProcessLauncher:
                 return TaskInfo(handle, TaskState.RUNNING, f"pid {proc.popen.pid}")
             return TaskInfo(handle, TaskState.STOPPED, f"exited with {code}")
 
-    def pids(self) -> dict[str, int]:
-        with self._lock:
-            return {iid: p.popen.pid for iid, p in self._procs.items() if p.popen.poll() is None}
-
     def stop_all(self) -> None:
         with self._lock:
             for proc in self._procs.values():

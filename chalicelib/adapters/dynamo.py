@@ -8,7 +8,6 @@ hold under concurrent calls.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import random
@@ -51,10 +50,6 @@ from ..ports import SecretBox
 RECORD_TYPE = "instance"
 PORTS_KEY = "ports"
 _MAX_TRANSACTION_TRIES = 8
-
-
-def key_digest(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -118,7 +113,6 @@ def define_tables(settings: Settings) -> Tables:
         signing_sealed = UnicodeAttribute(null=True)
         secrets_sealed = UnicodeAttribute(null=True)
         api_key_sealed = UnicodeAttribute()
-        api_key_sha256 = UnicodeAttribute()
         key_generated_at = UTCDateTimeAttribute()
         key_last_use = UTCDateTimeAttribute(null=True)
         key_usage_count = NumberAttribute(default=0)
@@ -197,16 +191,6 @@ class DynamoInstanceRepository:
 
     def list_by_company(self, company_id: str) -> list[Instance]:
         return [self._to_domain(i, open_secrets=False) for i in self._t.instances.by_company.query(company_id)]
-
-    def key_matches(self, instance_id: str, api_key: str) -> bool:
-        """Used by the provider runtime: compares digests, never decrypts."""
-        import hmac
-
-        try:
-            item = self._t.instances.get(instance_id, attributes_to_get=["api_key_sha256"])
-        except DoesNotExist:
-            return False
-        return hmac.compare_digest(item.api_key_sha256, key_digest(api_key))
 
     # --- create / delete ---------------------------------------------------------------------
     def create(self, instance: Instance, limit: int, port_range: tuple[int, int]) -> Instance:
@@ -375,7 +359,6 @@ class DynamoInstanceRepository:
             signing_sealed=self._seal_signing(i.signing) if i.signing else None,
             secrets_sealed=self._box.seal(json.dumps(i.secrets)) if i.secrets else None,
             api_key_sealed=self._box.seal(i.api_key.value),
-            api_key_sha256=key_digest(i.api_key.value),
             key_generated_at=i.api_key.generated_at,
             key_last_use=i.api_key.last_use,
             key_usage_count=i.api_key.usage_count,
