@@ -12,7 +12,7 @@ from typing import Any
 from chalice import Chalice, Response
 from chalice.app import Request, SQSEvent
 
-from chalicelib import openapi, wiring
+from chalicelib import openapi, pages, wiring
 from chalicelib.core.errors import ErrorCode, InstanceManagerError, error_body
 from chalicelib.core.types import iso, utc_now
 from chalicelib.core.validation import parse_json_object, parse_tail
@@ -23,7 +23,7 @@ app.log.setLevel(logging.INFO)
 
 INSTANCE = "/api/v1/instances/{instanceId}"
 # The QR page holds no secret: it fetches the QR with the admin key taken from its URL fragment.
-OPEN_ROUTES = {"/api/health", "/qr-page/{instanceId}", "/openapi.json", "/docs"}
+OPEN_ROUTES = {"/api/health", "/qr-page/{instanceId}", "/openapi.json", "/docs", "/static/{name}"}
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 _CHALICE_ERRORS = {405: ErrorCode.METHOD_NOT_ALLOWED, 415: ErrorCode.VALIDATION_ERROR, 500: ErrorCode.INTERNAL_ERROR}
 # Bodies are parsed as JSON whatever the label: `curl -d` sends form-urlencoded by default.
@@ -113,8 +113,17 @@ def openapi_document() -> Response:
 
 @app.route("/docs", methods=["GET"])
 def docs_page() -> Response:
-    return Response(body=openapi.docs_page(_public_url("/openapi.json")), status_code=200,
-                    headers={"Content-Type": "text/html; charset=utf-8"})
+    # Relative to /docs, so it holds under a stage prefix and stays same-origin for the page's CSP.
+    return Response(body=openapi.docs_page("openapi.json"), status_code=200, headers=pages.page_headers())
+
+
+@app.route("/static/{name}", methods=["GET"])
+def static_file(name: str) -> Response:
+    found = pages.static_file(name)
+    if found is None:
+        return _error(ErrorCode.ROUTE_NOT_FOUND, f"No static file {name!r}: the pages use {sorted(pages.STATIC_TYPES)}")
+    body, headers = found
+    return Response(body=body, status_code=200, headers=headers)
 
 
 @endpoint("/api/v1/instances", ["POST"])
@@ -231,8 +240,7 @@ def retry_delivery(instanceId: str, deliveryId: str) -> dict[str, Any]:
 
 @app.route("/qr-page/{instanceId}", methods=["GET"])
 def qr_page(instanceId: str) -> Response:
-    html = render_qr_page(instanceId, _public_url(f"/api/v1/instances/{instanceId}/qr"))
-    return Response(body=html, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+    return Response(body=render_qr_page(instanceId), status_code=200, headers=pages.page_headers())
 
 
 def _public_url(path: str) -> str:

@@ -7,7 +7,6 @@ Standard library and `chalicelib.core` only, so building the document never impo
 from __future__ import annotations
 
 import html
-import json
 import re
 import typing
 from dataclasses import dataclass
@@ -31,12 +30,13 @@ class Operation:
     operation_id: str
     summary: str
     tag: str
-    response: str  # a schema in components, or "" for an HTML page
+    response: str  # a schema in components, or "" for a page or a file (of the types in `media`)
     errors: tuple[ErrorCode, ...] = ()
     request: str = ""
     query: tuple[dict[str, Any], ...] = ()
     open: bool = False  # served without the admin key
     description: str = ""
+    media: tuple[str, ...] = (HTML,)  # what a response without a schema is
 
 
 _COMPANY_QUERY = {"name": "company_id", "in": "query", "required": False, "schema": {"type": "string"},
@@ -113,12 +113,16 @@ OPERATIONS: tuple[Operation, ...] = (
               description="400 VALIDATION_ERROR for a delivery that already succeeded."),
     Operation("GET", "/qr-page/{instanceId}", "qrPage", "A page that shows the current QR to a person",
               "WhatsApp login", "", open=True,
-              description="HTML. It fetches the QR itself, with the admin key read from the URL's fragment "
-                          "(#key=...), which browsers never send to a server."),
+              description="HTML. Its script (/static/qr.js) fetches the QR, with the admin key read from the "
+                          "URL's fragment (#key=...), which browsers never send to a server."),
     Operation("GET", "/openapi.json", "getOpenApiDocument", "This document", "Monitoring", "OpenApiDocument",
               open=True),
     Operation("GET", "/docs", "docsPage", "A page to browse this document", "Monitoring", "", open=True,
-              description="HTML, self-contained (no CDN). Add #key=ADMIN_KEY if /openapi.json needs the admin key."),
+              description="HTML with its script and style under /static (no CDN). Add #key=ADMIN_KEY if "
+                          "/openapi.json needs the admin key."),
+    Operation("GET", "/static/{name}", "getStaticFile", "A script or stylesheet of the HTML pages", "Monitoring", "",
+              (E.ROUTE_NOT_FOUND,), open=True, media=("text/javascript", "text/css"),
+              description="qr.js, qr.css, docs.js or docs.css; any other name is 404 ROUTE_NOT_FOUND."),
 )
 
 ROUTES: list[tuple[str, str]] = [(op.method, op.path) for op in OPERATIONS]
@@ -286,7 +290,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         errors.append(E.INTERNAL_ERROR)
     responses: dict[str, Any] = {"200": (
         {"description": "OK", "content": {JSON: {"schema": _ref(op.response)}}} if op.response
-        else {"description": "An HTML page", "content": {HTML: {"schema": _STR}}})}
+        else {"description": "An HTML page" if op.media == (HTML,) else "A file",
+              "content": {media: {"schema": _STR} for media in op.media}})}
     for status in sorted({HTTP_STATUS[c] for c in errors}):
         responses[str(status)] = _error_response([c for c in errors if HTTP_STATUS[c] == status])
     spec: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
@@ -362,76 +367,19 @@ def document(server_url: str) -> dict[str, Any]:
 
 
 def docs_page(openapi_url: str) -> str:
-    """A page that fetches the document and lists its operations and schemas; vanilla JS, no CDN."""
-    url = json.dumps(openapi_url).replace("<", "\\u003c")
-    return _PAGE.replace("__TITLE__", html.escape("Instance Manager API")).replace("__URL__", url)
+    """A page that fetches the document and lists its operations and schemas. Its script and style are
+    files (chalicelib/static/docs.*, linked relative to /docs so a stage prefix holds): the page's
+    Content-Security-Policy allows no inline script. The URL reaches the script as an escaped attribute."""
+    return _PAGE.replace("__TITLE__", html.escape("Instance Manager API")).replace(
+        "__URL__", html.escape(openapi_url, quote=True))
 
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}
-details{border:1px solid #ddd;border-radius:6px;margin:.4em 0;padding:.3em .8em}
-summary{cursor:pointer}code,pre{font-family:ui-monospace,monospace;font-size:.9em}
-pre{background:#f6f6f6;padding:.6em;overflow:auto}.m{display:inline-block;width:4.5em;font-weight:bold}
-.GET{color:#1565c0}.POST{color:#2e7d32}.DELETE{color:#c62828}.open{color:#888;font-size:.85em}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left}
-</style></head><body>
+<meta name="referrer" content="no-referrer">
+<link rel="stylesheet" href="static/docs.css">
+<script src="static/docs.js" defer></script>
+</head><body data-openapi-url="__URL__">
 <h1 id="title">__TITLE__</h1><p id="state">Loading the OpenAPI document…</p>
 <div id="intro"></div><h2>Operations</h2><div id="ops"></div><h2>Schemas</h2><div id="schemas"></div>
-<script>
-const specUrl = __URL__;
-const key = new URLSearchParams(location.hash.slice(1)).get("key");
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
-  for (const child of children) node.append(child instanceof Node ? child : String(child));
-  return node;
-}
-function schemaBlock(schema) { return el("pre", {}, JSON.stringify(schema, null, 2)); }
-function render(spec) {
-  document.getElementById("title").textContent = spec.info.title + " " + spec.info.version;
-  const intro = document.getElementById("intro");
-  intro.append(el("p", {}, "Server: ", el("code", {}, (spec.servers || [{}])[0].url || "")),
-               el("pre", {}, spec.info.description || ""));
-  const table = el("table", {}, el("tr", {}, el("th", {}, "code"), el("th", {}, "HTTP")));
-  const codes = spec.components.schemas.ErrorCode["x-http-status"] || {};
-  for (const [code, status] of Object.entries(codes)) table.append(el("tr", {}, el("td", {}, code), el("td", {}, status)));
-  intro.append(el("h2", {}, "Errors"), table);
-  const ops = document.getElementById("ops");
-  for (const [path, methods] of Object.entries(spec.paths)) {
-    for (const [method, op] of Object.entries(methods)) {
-      const verb = method.toUpperCase();
-      const head = el("summary", {}, el("span", {class: "m " + verb}, verb), el("code", {}, path), " — " + op.summary,
-                      op.security && op.security.length === 0 ? el("span", {class: "open"}, " (open)") : "");
-      const body = el("details", {id: op.operationId}, head, el("p", {}, "operationId: ", el("code", {}, op.operationId)));
-      if (op.description) body.append(el("p", {}, op.description));
-      for (const p of op.parameters || []) {
-        body.append(el("p", {}, p.in + " ", el("code", {}, p.name), p.required ? " (required) " : " ", p.description || ""));
-      }
-      if (op.requestBody) {
-        body.append(el("h4", {}, "Request body"), schemaBlock(op.requestBody.content["application/json"].schema));
-      }
-      for (const [status, answer] of Object.entries(op.responses)) {
-        body.append(el("h4", {}, status + " " + answer.description));
-        for (const content of Object.values(answer.content || {})) body.append(schemaBlock(content.schema));
-      }
-      ops.append(body);
-    }
-  }
-  const schemas = document.getElementById("schemas");
-  for (const [name, schema] of Object.entries(spec.components.schemas)) {
-    schemas.append(el("details", {id: "schema-" + name}, el("summary", {}, el("code", {}, name)), schemaBlock(schema)));
-  }
-  document.getElementById("state").textContent = "OpenAPI " + spec.openapi + " · raw document: ";
-  document.getElementById("state").append(el("a", {href: specUrl}, specUrl));
-}
-fetch(specUrl, {headers: key ? {"x-api-key": key} : {}})
-  .then(async (answer) => {
-    const body = await answer.json();
-    if (!answer.ok) throw new Error(body.error || answer.status);
-    render(body);
-  })
-  .catch((error) => { document.getElementById("state").textContent = "Could not load " + specUrl + ": " + error.message +
-    " (if the service needs the admin key, add #key=ADMIN_KEY to this page's URL)"; });
-</script></body></html>"""
+</body></html>"""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import html
+from urllib.parse import quote
+
+from .pages import attr
 
 
 def png_data_url(text: str) -> str:
@@ -11,28 +13,18 @@ def png_data_url(text: str) -> str:
     return str(segno.make(text, error="l", micro=False).png_data_uri(scale=6, border=4))
 
 
-def qr_page(instance_id: str, api_path: str) -> str:
-    """A page that fetches the QR and follows its rotation. The admin key, when one is needed, is read
-    from the URL's fragment (#key=...), which browsers never send to a server."""
-    safe_id = html.escape(instance_id)
+def qr_page(instance_id: str) -> str:
+    """The page at /qr-page/<id>. Its script (static/qr.js) fetches the QR and follows its rotation; the
+    admin key, when one is needed, is read from the URL's fragment (#key=...), which browsers never
+    send to a server. Every URL is relative to the page's own, so it holds under a stage prefix."""
+    api_path = f"../api/v1/instances/{quote(instance_id, safe='')}/qr"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>WhatsApp login · {safe_id}</title>
-<style>body{{font-family:system-ui,sans-serif;text-align:center;margin:3em}}img{{width:320px;height:320px}}</style>
-</head><body>
+<html lang="en"><head><meta charset="utf-8"><title>WhatsApp login · {attr(instance_id)}</title>
+<meta name="referrer" content="no-referrer">
+<link rel="stylesheet" href="../static/qr.css">
+<script src="../static/qr.js" defer></script>
+</head><body data-qr-url="{attr(api_path)}">
 <h1>Link WhatsApp</h1>
 <p>On the phone: WhatsApp → Settings → Linked devices → Link a device, then scan.</p>
 <img id="qr" alt="QR code" hidden><p id="state">Loading…</p>
-<script>
-const key = new URLSearchParams(location.hash.slice(1)).get("key");
-const headers = key ? {{"x-api-key": key}} : {{}};
-async function refresh() {{
-  try {{
-    const answer = await fetch({api_path!r}, {{headers}});
-    const body = await answer.json();
-    const img = document.getElementById("qr"), state = document.getElementById("state");
-    if (body.success) {{ img.src = body.data.qr_url; img.hidden = false; state.textContent = "Waiting for the scan…"; }}
-    else {{ img.hidden = true; state.textContent = body.error; }}
-  }} catch (error) {{ document.getElementById("state").textContent = String(error); }}
-}}
-refresh(); setInterval(refresh, 2000);
-</script></body></html>"""
+</body></html>"""

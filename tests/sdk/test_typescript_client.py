@@ -31,6 +31,7 @@ def test_the_typescript_client_suite(stacks: Stacks, tmp_path: Path) -> None:
     installed()
     (tmp_path / "openapi.json").write_text(json.dumps(document(stacks.open.base)))
     (tmp_path / "docs.html").write_text(docs_page("/openapi.json"))
+    shutil.copy(Path(__file__).parents[2] / "chalicelib" / "static" / "docs.js", tmp_path / "docs.js")
     env = {
         **os.environ,
         "IM_BASE_URL": stacks.open.base,
@@ -40,6 +41,7 @@ def test_the_typescript_client_suite(stacks: Stacks, tmp_path: Path) -> None:
         "IM_KEYED_TELEGRAM_TOKEN": KEYED_TS_TOKEN,
         "IM_OPENAPI_FILE": str(tmp_path / "openapi.json"),
         "IM_DOCS_PAGE_FILE": str(tmp_path / "docs.html"),
+        "IM_DOCS_SCRIPT_FILE": str(tmp_path / "docs.js"),
     }
     done = subprocess.run(["npm", "test", "--silent"], cwd=SDK_TYPESCRIPT, env=env, capture_output=True, text=True,
                           timeout=240)

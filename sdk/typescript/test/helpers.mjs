@@ -3,7 +3,7 @@
 //
 // The stacks are started by pytest (tests/sdk/test_typescript_client.py), which runs `npm test` with:
 //   IM_BASE_URL, IM_KEYED_BASE_URL, IM_ADMIN_KEY, IM_TELEGRAM_TOKEN, IM_KEYED_TELEGRAM_TOKEN,
-//   IM_OPENAPI_FILE, IM_DOCS_PAGE_FILE.
+//   IM_OPENAPI_FILE, IM_DOCS_PAGE_FILE, IM_DOCS_SCRIPT_FILE.
 // Without them, `npm test` runs only the tests that need no stack.
 
 import assert from 'node:assert/strict';
@@ -17,6 +17,7 @@ export const env = {
   keyedTelegramToken: process.env.IM_KEYED_TELEGRAM_TOKEN,
   openapiFile: process.env.IM_OPENAPI_FILE,
   docsPageFile: process.env.IM_DOCS_PAGE_FILE,
+  docsScriptFile: process.env.IM_DOCS_SCRIPT_FILE,
 };
 
 const HOW = 'needs the local stack: run `.venv/bin/python -m pytest tests/sdk/test_typescript_client.py`';
