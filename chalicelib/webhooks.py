@@ -11,23 +11,23 @@ Every outcome is written to the delivery log."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import random
-import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from .core import signing
-from .core.errors import invalid
+from .core.errors import InstanceManagerError
 from .core.events import Envelope, encode
 from .core.types import Instance, utc_now
+from .core.urls import AddressPolicy, HttpUrl, parse_http_url
 from .instance_log import InstanceLog
+from .outbound import PostResult
 from .ports import DeliveryLog, InstanceRepository, RateLimiter
 
 SOURCE = "webhook"
@@ -36,16 +36,9 @@ MAX_VISIBILITY_SECONDS = 43_200  # SQS's ceiling
 RECEIVE_BACKSTOP = 900  # the queue's maxReceiveCount is 1000: we move it ourselves first, with a record
 
 
-@dataclass(frozen=True)
-class PostResult:
-    status: int | None  # None: no HTTP answer (refused, timeout, TLS)
-    error: str | None = None
-    retry_after: str | None = None
-
-
 class Poster(Protocol):
-    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
-        """POST without following redirects, verifying TLS certificates."""
+    def __call__(self, url: HttpUrl, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
+        """POST to an address the URL policy checked, without following redirects, verifying TLS."""
 
 
 class Queue(Protocol):
@@ -54,53 +47,10 @@ class Queue(Protocol):
     def dead_letter(self, event: Envelope, reason: str) -> None: ...
 
 
-def requests_poster() -> Poster:
-    import requests
-
-    session = requests.Session()
-
-    def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
-        try:
-            answer = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False, verify=True)
-        except requests.RequestException as exc:
-            return PostResult(None, f"{type(exc).__name__}: {exc}")
-        return PostResult(answer.status_code, None, answer.headers.get("Retry-After"))
-
-    return post
-
-
-def is_private_host(hostname: str, resolve: Callable[[str], list[str]] | None = None) -> bool:
-    resolve = resolve or _resolve
-    try:
-        addresses = [hostname] if _is_ip(hostname) else resolve(hostname)
-    except OSError:
-        return False  # unresolvable now: delivery fails and retries rather than creation
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified:
-            return True
-    return False
-
-
 def check_webhook_url(url: str, allow_private: bool) -> None:
-    hostname = urlsplit(url).hostname or ""
-    if not allow_private and is_private_host(hostname):
-        raise invalid(
-            f"api_webhook_schema.url points to a loopback, private or link-local address ({hostname}): "
-            "use a public URL, or set WEBHOOK_ALLOW_PRIVATE=true on a trusted network"
-        )
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value.split("%")[0])
-        return True
-    except ValueError:
-        return False
-
-
-def _resolve(hostname: str) -> list[str]:
-    return list({str(info[4][0]) for info in socket.getaddrinfo(hostname, None)})
+    """At configuration time, for a URL that parse_webhook has made canonical."""
+    AddressPolicy(allow_private).check_configured(parse_http_url(url, "api_webhook_schema.url"),
+                                                  "api_webhook_schema.url")
 
 
 def backoff_seconds(attempt: int, base: int) -> int:
@@ -144,7 +94,6 @@ class WebhookDeliverer:
     limiter: RateLimiter
     queue: Queue
     post: Poster
-    allow_private: bool = False
     timeout: float = 10.0
     retry_base_seconds: int = 2
     max_age_seconds: int = 86_400
@@ -169,7 +118,7 @@ class WebhookDeliverer:
                 self.queue.retry_later(record["receiptHandle"], held[group])
                 failures.append({"itemIdentifier": record["messageId"]})
                 continue
-            delay = self._deliver(event, record)
+            delay = self._deliver_isolated(event, record)
             if delay is not None:
                 held[group] = delay
                 failures.append({"itemIdentifier": record["messageId"]})
@@ -200,6 +149,10 @@ class WebhookDeliverer:
             self.deliveries.record(event, "delivered", attempted=True, status=result.status)
             return None
         error = result.error or f"HTTP {result.status}"
+        if not result.retryable:
+            self.deliveries.record(event, "dead", attempted=True, error=error)
+            self._dead(event, f"{error}: fix the webhook configuration, then retry the delivery", recorded=True)
+            return None
         if not is_retryable(result.status):
             self.deliveries.record(event, "dead", attempted=True, status=result.status, error=error)
             self._dead(event, f"{error}: not retried (only 408, 429 and 5xx are)", recorded=True)
@@ -207,29 +160,47 @@ class WebhookDeliverer:
         delay = backoff_seconds(receives, self.retry_base_seconds)
         if result.status in (429, 503):
             delay = retry_after_seconds(result.retry_after, now) or delay
+        return self._retry(event, record, error, delay, status=result.status)
+
+    def _retry(self, event: Envelope, record: dict[str, Any], error: str, delay: int, status: int | None) -> int:
         delay = min(delay, MAX_VISIBILITY_SECONDS)
-        attempts = self.deliveries.record(event, "failed", attempted=True, status=result.status, error=error,
-                                          next_attempt_at=now + timedelta(seconds=delay))
-        self.log.write(instance.id, "warn", f"Webhook delivery {event['event_id']} failed (attempt {attempts}): {error}; "
-                       f"retrying in {delay} s", SOURCE)
+        attempts = self.deliveries.record(event, "failed", attempted=True, status=status, error=error,
+                                          next_attempt_at=self.clock() + timedelta(seconds=delay))
+        self.log.write(event["instance_id"], "warn", f"Webhook delivery {event['event_id']} failed (attempt "
+                       f"{attempts}): {error}; retrying in {delay} s", SOURCE)
         self.queue.retry_later(record["receiptHandle"], delay)
         return delay
+
+    def _deliver_isolated(self, event: Envelope, record: dict[str, Any]) -> int | None:
+        """Whatever one record raises is that record's failure, recorded and retried, never the batch's."""
+        try:
+            return self._deliver(event, record)
+        except Exception as exc:
+            error = f"delivery failed inside the service: {type(exc).__name__}: {exc}"
+            receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+            delay = backoff_seconds(receives, self.retry_base_seconds)
+            try:
+                return self._retry(event, record, error, delay, status=None)
+            except Exception:  # the delivery log or the queue is down too: SQS brings it back after its timeout
+                print(f"[webhook] {event['event_id']}: {error}; could not record it", file=sys.stderr, flush=True)
+                return delay
 
     def _post(self, instance: Instance, event: Envelope) -> PostResult:
         webhook = instance.webhook
         assert webhook is not None
-        hostname = urlsplit(webhook.url).hostname or ""
-        if not self.allow_private and is_private_host(hostname):  # DNS may have changed since it was configured
-            return PostResult(None, f"{hostname} resolves to a private address")
+        try:  # stored canonical; one stored before the policy was strict may not parse
+            url = parse_http_url(webhook.url, "webhook url")
+        except InstanceManagerError as exc:
+            return PostResult(None, f"refused by the URL policy: {exc.message}", retryable=False)
         body = encode(event["payload"])
         secrets_in_use = instance.signing.in_use(self.clock()) if instance.signing else []
-        headers = {
-            **webhook.headers,
+        ours = {
             "Content-Type": "application/json",
-            "User-Agent": "instance-manager",
             **(signing.headers(secrets_in_use, event["event_id"], body) if secrets_in_use else {}),
         }
-        return self.post(webhook.url, body, headers, self.timeout)
+        taken = {name.lower() for name in ours}
+        custom = {name: value for name, value in webhook.headers.items() if name.lower() not in taken}
+        return self.post(url, body, {**custom, **ours}, self.timeout)
 
     def _dead(self, event: Envelope, reason: str, recorded: bool = False) -> None:
         if not recorded:

@@ -97,13 +97,15 @@ class Container:
     def webhooks(self) -> Any:
         from .adapters.deliveries import DynamoRateLimiter
         from .adapters.sqs import SqsDeliveryQueue, SqsEventPublisher
-        from .webhooks import WebhookDeliverer, requests_poster
+        from .core.urls import AddressPolicy
+        from .outbound import PinnedHttpClient
+        from .webhooks import WebhookDeliverer
 
         s = self.settings
         queue = SqsDeliveryQueue(self.client("sqs"), self.publisher, SqsEventPublisher(self.client("sqs"), s.events_dlq))
         return WebhookDeliverer(
             self.repository, self.instance_log, self.deliveries, DynamoRateLimiter(self.tables), queue,
-            requests_poster(), allow_private=s.webhook_allow_private, timeout=s.webhook_timeout_seconds,
+            PinnedHttpClient(AddressPolicy(s.webhook_allow_private)).post, timeout=s.webhook_timeout_seconds,
             retry_base_seconds=s.webhook_retry_base_seconds, max_age_seconds=s.webhook_max_age_seconds,
             rate_per_second=s.webhook_rate_per_second,
         )

@@ -6,19 +6,24 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from .errors import invalid
 from .events import DEFAULT_EVENTS, EVENT_TYPES
 from .signing import RESERVED_HEADERS
 from .types import INSTANCE_TYPES, Provider, WebhookConfig
+from .urls import parse_http_url
 
 MAX_LOG_TAIL = 1000
 DEFAULT_LOG_TAIL = 100
 MAX_HEADERS = 20
+MAX_HEADER_VALUE = 4096
+# Framing and routing headers: a configured one would contradict the request the client builds.
+# (Content-Type stays allowed: the seed's own example sets it, to the value the service sends anyway.)
+_TRANSPORT_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "te", "trailer", "upgrade",
+                      "keep-alive", "expect", "proxy-authorization", "proxy-connection"}
 _COMPANY_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _BOT_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 _CREATE_FIELDS = {"company_id", "provider", "type_instance", "config", "api_webhook_schema"}
 _CONFIG_FIELDS = {Provider.TELEGRAM: {"bot_token"}, Provider.WHATSAPPWEB: set[str]()}
 
@@ -105,22 +110,8 @@ def parse_webhook(value: Any) -> WebhookConfig | None:
     unknown = sorted(set(value) - {"url", "headers", "enabled", "events"})
     if unknown:
         raise invalid(f"Unknown api_webhook_schema field(s) {unknown}: allowed are ['enabled', 'events', 'headers', 'url']")
-    url = value.get("url")
-    if not isinstance(url, str) or not _is_http_url(url):
-        raise invalid("api_webhook_schema.url must be an absolute http:// or https:// URL")
-    headers = value.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise invalid("api_webhook_schema.headers must be an object of string values")
-    if len(headers) > MAX_HEADERS:
-        raise invalid(f"api_webhook_schema.headers may hold at most {MAX_HEADERS} headers")
-    for name, header_value in headers.items():
-        if not _HEADER_NAME.match(name):
-            raise invalid(f"api_webhook_schema.headers: {name!r} is not a valid HTTP header name")
-        if "\r" in header_value or "\n" in header_value:
-            raise invalid(f"api_webhook_schema.headers: the value of {name!r} must not contain line breaks")
-        if name.lower() in RESERVED_HEADERS:
-            raise invalid(f"api_webhook_schema.headers: {name!r} is set by the service (webhook signatures) "
-                          "and cannot be replaced")
+    url = str(parse_http_url(value.get("url"), "api_webhook_schema.url"))
+    headers = parse_headers(value.get("headers", {}), "api_webhook_schema.headers")
     enabled = value.get("enabled", True)
     if not isinstance(enabled, bool):
         raise invalid("api_webhook_schema.enabled must be true or false")
@@ -153,12 +144,32 @@ def parse_events(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and len(url) <= 2048
+def parse_headers(value: Any, field: str) -> dict[str, str]:
+    """Header names as RFC 9110 tokens; values printable ASCII, so every HTTP client can send them as given."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise invalid(f"{field} must be an object of string values")
+    if len(value) > MAX_HEADERS:
+        raise invalid(f"{field} may hold at most {MAX_HEADERS} headers")
+    seen: set[str] = set()
+    for name, header_value in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise invalid(f"{field}: {name!r} is not a valid HTTP header name (1-128 letters, digits and "
+                          "!#$%&'*+-.^_`|~; no spaces, colons or line breaks)")
+        lowered = name.lower()
+        if lowered in seen:
+            raise invalid(f"{field}: {name!r} is given twice (header names are case-insensitive)")
+        seen.add(lowered)
+        if lowered in RESERVED_HEADERS:
+            raise invalid(f"{field}: {name!r} is set by the service (webhook signatures) and cannot be replaced")
+        if lowered in _TRANSPORT_HEADERS:
+            raise invalid(f"{field}: {name!r} is set by the HTTP client for each request and cannot be configured")
+        bad = next((c for c in header_value if not (c == "\t" or " " <= c <= "~")), None)
+        if bad is not None:
+            raise invalid(f"{field}: the value of {name!r} contains {bad!r} (U+{ord(bad):04X}): header values must "
+                          "be printable ASCII without line breaks; encode other text (e.g. percent-encoding)")
+        if len(header_value) > MAX_HEADER_VALUE:
+            raise invalid(f"{field}: the value of {name!r} is longer than {MAX_HEADER_VALUE} characters")
+    return dict(value)
 
 
 def parse_tail(raw: str | None) -> int:

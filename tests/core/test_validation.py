@@ -116,10 +116,10 @@ def test_whatsapp_takes_no_config_fields():
     ("value", "expected"),
     [
         (None, None),
-        ({"url": "https://h.example"}, WebhookConfig("https://h.example", {}, True)),
+        ({"url": "https://h.example"}, WebhookConfig("https://h.example/", {}, True)),  # stored canonical
         ({"url": "http://h.example:8080/p?q=1", "enabled": False}, WebhookConfig("http://h.example:8080/p?q=1", {}, False)),
         ({"url": "https://h.example", "headers": {"X-Token": "t", "Content-Type": "application/json"}},
-         WebhookConfig("https://h.example", {"X-Token": "t", "Content-Type": "application/json"}, True)),
+         WebhookConfig("https://h.example/", {"X-Token": "t", "Content-Type": "application/json"}, True)),
     ],
 )
 def test_webhooks_that_parse(value, expected):
