@@ -227,7 +227,7 @@ def _fanout_section(f: Fanout) -> SectionResult:
         "up. WEBHOOK_RATE_PER_SECOND is raised so that the limit never defers an event (its `UpdateItem` still "
         "runs for each one). The plain loop POSTs the very bytes and headers the handler sent "
         f"({f.body_bytes} bytes; headers {', '.join(f.header_names)}) with one `requests.Session`, the same "
-        "arguments as `requests_poster` (chalicelib/webhooks.py), one at a time, the same number of times, before "
+        "bytes the handler's pinned client (chalicelib/outbound.py) sends, one at a time, the same number of times, before "
         "and after the handler, and once more with moto's mock off (under `mock_aws`, every `requests` call also "
         "goes through moto's `responses` patch).",
         "",
