@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha256sum | cut -c1-
 NODE_DIRS := provider/engines/whatsapp/bridge tests/peers/whatsapp sdk/typescript
 NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install browser run test lint typecheck unit bench clean
 
 $(STAMP): requirements.txt requirements-provider.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ $(STAMP): requirements.txt requirements-provider.txt requirements-dev.txt
 	cd $* && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(NODE_STAMPS)
+install: $(STAMP) $(NODE_STAMPS) browser
+
+# The pages' browser tests (tests/test_pages_browser.py) drive the system Chromium through Playwright,
+# which cannot download its own browsers here. Installed with apt when missing and we are root.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium is missing: the browser tests of the pages will be skipped (apt-get install chromium)"
 
 run: install
 	$(PY) -m stack
