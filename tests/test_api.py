@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Iterator
@@ -436,3 +438,67 @@ def test_the_admin_key_opens_the_api_either_way(guarded, headers):
 def test_health_stays_open_with_an_admin_key(guarded):
     response = guarded.http.get("/api/health")
     assert response.status_code == 200 and response.json_body["status"] == "healthy"
+
+
+# --- one bot token, one instance ----------------------------------------------------------
+
+
+def all_items(stack: Stack) -> list[dict[str, Any]]:
+    return [item for table in stack.tables for item in table.scan()["Items"]]
+
+
+def test_a_bot_token_in_use_is_refused_with_409_and_nothing_is_written(client, stack):
+    holder = create(client, TELEGRAM)["instance_id"]
+    before, tasks_before = all_items(stack), len(stack.ecs.list_tasks(cluster=stack.env["ECS_CLUSTER"])["taskArns"])
+
+    second = post(client, "/api/v1/instances", {**TELEGRAM, "company_id": "another-company"})
+    assert_error(second, 409, "BOT_TOKEN_IN_USE", holder, "one token drives one instance", "@BotFather")
+    assert TOKEN not in second.json_body["error"]
+    assert all_items(stack) == before, "no instance, company slot, port or claim"
+    assert len(stack.ecs.list_tasks(cluster=stack.env["ECS_CLUSTER"])["taskArns"]) == tasks_before, "no task"
+
+    other_bot = create(client, {**TELEGRAM, "config": {"bot_token": "987654321:ZZYYXXWWVVUUttssrrqqppoo"}})
+    assert other_bot["success"] is True, "another token is free"
+    assert_error(post(client, "/api/v1/instances", TELEGRAM), 409, "BOT_TOKEN_IN_USE")  # the same company too
+
+
+def test_deleting_the_instance_frees_its_bot_token(client, stack):
+    first = create(client, TELEGRAM)["instance_id"]
+    assert client.http.delete(f"/api/v1/instances/{first}").status_code == 200
+    second = create(client, TELEGRAM)["instance_id"]
+    assert_error(post(client, "/api/v1/instances", TELEGRAM), 409, "BOT_TOKEN_IN_USE", second)
+    assert client.http.delete(f"/api/v1/instances/{second}").status_code == 200
+    assert [item["lease_id"] for item in all_items(stack) if str(item.get("lease_id", "")).startswith("bot-token#")] == []
+
+
+def test_only_a_keyed_digest_of_the_token_is_stored_and_every_process_derives_the_same(client, stack, reset_after):
+    holder = create(client, TELEGRAM)["instance_id"]
+    items = all_items(stack)
+    assert TOKEN not in json.dumps(items, default=str), "the token in clear nowhere (the config is sealed)"
+    claims = [item for item in items if str(item.get("lease_id", "")).startswith("bot-token#")]
+    assert [(set(c), c["owner"]) for c in claims] == [({"lease_id", "owner"}, holder)]
+    digest = str(claims[0]["lease_id"]).removeprefix("bot-token#")
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert digest != hashlib.sha256(TOKEN.encode()).hexdigest(), "keyed: a list of leaked tokens cannot be matched"
+    key_item = next(item for item in items if item.get("lease_id") == "digest-key#bot-token")
+    assert str(key_item["sealed"]).startswith("v1:"), "the digest key is sealed by the secret box"
+    key = base64.b64decode(wiring.container().secret_box.open(str(key_item["sealed"])))
+    assert hmac.new(key, TOKEN.encode(), hashlib.sha256).hexdigest() == digest
+
+    wiring.reset()  # another Lambda process: it reads the same key, so it sees the same claim
+    assert_error(post(client, "/api/v1/instances", TELEGRAM), 409, "BOT_TOKEN_IN_USE", holder)
+
+
+def test_deleting_an_instance_that_shares_a_token_without_holding_it_keeps_the_holders_claim(client, stack):
+    """An instance made before claims existed may share its token with the one that holds the claim."""
+    leases = stack.tables[1]
+    legacy = create(client, TELEGRAM)["instance_id"]
+    for item in all_items(stack):
+        if str(item.get("lease_id", "")).startswith("bot-token#"):
+            leases.delete_item(Key={"lease_id": item["lease_id"]})  # as it was stored before claims
+    holder = create(client, TELEGRAM)["instance_id"]
+
+    assert client.http.delete(f"/api/v1/instances/{legacy}").status_code == 200
+    assert_error(post(client, "/api/v1/instances", TELEGRAM), 409, "BOT_TOKEN_IN_USE", holder)
+    assert client.http.delete(f"/api/v1/instances/{holder}").status_code == 200
+    assert create(client, TELEGRAM)["success"] is True

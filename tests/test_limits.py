@@ -115,3 +115,31 @@ def test_creates_stop_when_every_port_in_the_range_is_taken(aws, monkeypatch):
     assert (exhausted.value.code, exhausted.value.http_status) == (ErrorCode.PORTS_EXHAUSTED, 409)
     assert "INSTANCE_PORT_RANGE" in exhausted.value.message
     assert wiring.container().instances.list_instances("initech") == []
+
+
+def telegram_creator(company_id: str, token: str) -> Callable[[], Instance]:
+    body = {"company_id": company_id, "provider": "telegram", "config": {"bot_token": token}}
+    return lambda: wiring.container().instances.create(body)
+
+
+def test_two_concurrent_creates_with_one_bot_token_give_one_instance_and_one_409(aws, serialized_moto):
+    token = "424242:AAconcurrentCreatesShareThisToken"
+    results = run_concurrently([telegram_creator("acme", token), telegram_creator("globex", token)])
+
+    created = [r for r in results if isinstance(r, Instance)]
+    refused = [r for r in results if isinstance(r, InstanceManagerError)]
+    assert len(created) == 1
+    assert [(e.code, e.http_status) for e in refused] == [(ErrorCode.BOT_TOKEN_IN_USE, 409)]
+    assert created[0].id in refused[0].message, "the message names the instance that holds the token"
+    loser = "globex" if created[0].company_id == "acme" else "acme"
+    service = wiring.container().instances
+    assert service.list_instances(loser) == [], "the refused create wrote nothing"
+    assert lease(aws, f"company#{loser}").get("used_slots", 0) == 0
+    assert set(lease(aws, "ports")["used"]) == set(created[0].ports.values())
+    claims = [item for item in boto3.resource("dynamodb").Table(aws["LEASES_TABLE"]).scan()["Items"]
+              if str(item["lease_id"]).startswith("bot-token#")]
+    assert [claim["owner"] for claim in claims] == [created[0].id]
+
+    service.delete(created[0].id)
+    again = telegram_creator(loser, token)()
+    assert again.secrets == {"bot_token": token}, "deleting the holder freed its token"

@@ -1,9 +1,9 @@
 """InstanceRepository on DynamoDB through PynamoDB.
 
 Tables: instances (one item per instance; GSIs by company and over all instances, so nothing
-scans) and leases (one counter item per company, one item holding the set of ports in use).
-Create and delete change all three in one transaction: the company limit and port uniqueness
-hold under concurrent calls.
+scans) and leases (one counter item per company, one item holding the set of ports in use, one
+claim per Telegram bot token in use: see bot_tokens.py). Create and delete change them all in one
+transaction: the company limit, port uniqueness and one token per instance hold under concurrent calls.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from ..core.types import (
     utc_now,
 )
 from ..ports import SecretBox
+from .bot_tokens import BotTokenClaims
 
 RECORD_TYPE = "instance"
 PORTS_KEY = "ports"
@@ -132,6 +133,8 @@ def define_tables(settings: Settings) -> Tables:
         lease_id = UnicodeAttribute(hash_key=True)
         used_slots = NumberAttribute(null=True)  # not `count`: that is a Model method
         used = NumberSetAttribute(null=True)
+        owner = UnicodeAttribute(null=True)  # a bot token claim's instance
+        sealed = UnicodeAttribute(null=True)  # the bot tokens' digest key
 
     class AuthItem(Model):
         """One piece of an engine's login state: `creds`, or `<key type>/<key id>` for Signal keys."""
@@ -176,6 +179,7 @@ class DynamoInstanceRepository:
         self._box = box
         self._settings = settings
         self._conn: Connection | None = None
+        self._tokens = BotTokenClaims(tables.leases, box)
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, instance_id: str) -> Instance | None:
@@ -196,6 +200,7 @@ class DynamoInstanceRepository:
     def create(self, instance: Instance, limit: int, port_range: tuple[int, int]) -> Instance:
         for attempt in range(_MAX_TRANSACTION_TRIES):
             port = self._free_port(port_range, attempt)
+            claimed = False
             stored = instance.replace(ports={t: port for t in instance.type_instance})
             company = self._t.leases(f"company#{instance.company_id}")
             ports = self._t.leases(PORTS_KEY)
@@ -213,11 +218,15 @@ class DynamoInstanceRepository:
                         condition=L.used.does_not_exist() | ~L.used.contains(port),
                     )
                     tx.save(self._to_item(stored), condition=self._t.instances.instance_id.does_not_exist())
+                    claimed = self._tokens.claim(tx, stored)
             except TransactWriteError as exc:
                 # One reason per item in the order PynamoDB sends them, puts before updates:
-                # [instance put, company slots update, ports update].
+                # [instance put, bot token claim put (if claimed), company slots update, ports update].
                 reasons = [r.code if r else None for r in exc.cancellation_reasons]
-                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                if claimed and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                    raise self._tokens.in_use(stored) from exc
+                company = 2 if claimed else 1
+                if len(reasons) > company and reasons[company] == "ConditionalCheckFailed":
                     raise InstanceManagerError(
                         ErrorCode.INSTANCE_LIMIT_REACHED,
                         f"Company {instance.company_id} already has {limit} instances (the maximum): delete one first",
@@ -251,6 +260,7 @@ class DynamoInstanceRepository:
                 tx.update(L(f"company#{instance.company_id}"), actions=[L.used_slots.add(-1)], condition=L.used_slots > 0)
                 if ports:
                     tx.update(L(PORTS_KEY), actions=[L.used.delete(ports)])
+                self._tokens.release(tx, instance)
         except TransactWriteError as exc:
             raise not_found(instance.id) from exc  # deleted by a concurrent call
 
