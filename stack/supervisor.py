@@ -2,12 +2,13 @@
 that keeps the processes in line with the desired states in DynamoDB (a crashed provider is back
 within about a second; after a stack restart every running instance comes back).
 
-`chalice local` reaches it over HTTP through chalicelib.adapters.local_launcher."""
+`chalice local` reaches it over HTTP through chalicelib.adapters.local_launcher, with the secret the
+stack wrote for this run (stack/guard.py); nothing else on the machine, and no web page, can start or
+stop a provider."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from urllib.parse import unquote
 
 from chalicelib.core.types import Instance
 from chalicelib.ports import TaskInfo, TaskState
+
+from .children import Spawner
+from .guard import SECRET_HEADER, LoopbackGuard, Refusal, bearer_matches
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 5.0
@@ -38,8 +42,9 @@ class LocalProcessLauncher:
     """Launcher with one provider process per instance. `launch` is idempotent: it returns the live
     process's handle when there is one, so the reconcile loop and a user's call never start two."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self._env = env
+    def __init__(self, data_dir: Path, environment: Callable[[Instance], dict[str, str]], spawner: Spawner) -> None:
+        self._environment = environment
+        self._spawner = spawner
         self._logs = data_dir / "providers"
         self._logs.mkdir(parents=True, exist_ok=True)
         self._procs: dict[str, _Proc] = {}
@@ -50,17 +55,9 @@ class LocalProcessLauncher:
             current = self._procs.get(instance.id)
             if current is not None and current.popen.poll() is None:
                 return current.handle
-            env = {
-                **self._env,
-                "INSTANCE_ID": instance.id,
-                "INSTANCE_BIND_HOST": "127.0.0.1",
-                "EXIT_WITH_PARENT": str(os.getpid()),
-            }
             with open(self._logs / f"{instance.id}.log", "ab") as out:
-                popen = subprocess.Popen(
-                    [sys.executable, "-m", "provider"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
-                )
+                popen = self._spawner.popen([sys.executable, "-m", "provider"], self._environment(instance), cwd=ROOT,
+                                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             handle = f"local:{instance.id}:{popen.pid}"
             self._procs[instance.id] = _Proc(popen, handle)
             return handle
@@ -130,12 +127,25 @@ class ReconcileLoop(threading.Thread):
 
 
 def serve(launcher: LocalProcessLauncher, load: Callable[[str], Instance | None], port: int,
-          guard: threading.RLock) -> ThreadingHTTPServer:
-    """POST /tasks {instance_id}, GET /tasks/<handle>, DELETE /tasks/<handle>."""
+          guard: threading.RLock, secret: str) -> ThreadingHTTPServer:
+    """POST /tasks {instance_id}, GET /tasks/<handle>, DELETE /tasks/<handle>; each with the secret."""
+    loopback = LoopbackGuard(port)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             pass
+
+        def parse_request(self) -> bool:
+            if not super().parse_request():
+                return False
+            refusal = loopback.check(self.headers.get)
+            if refusal is None and not bearer_matches(self.headers.get(SECRET_HEADER), secret):
+                refusal = Refusal(403, "the launcher's secret is missing or wrong")
+            if refusal is not None:
+                self.close_connection = True
+                self._answer(refusal.status, {"error": refusal.reason})
+                return False
+            return True
 
         def _answer(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

@@ -62,8 +62,10 @@ def processes_with_env(name: str, value: str) -> list[int]:
 
 
 class LocalStack:
-    def __init__(self, data_dir: Path, port: int, extra_env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, port: int, extra_env: dict[str, str],
+                 headers: dict[str, str] | None = None) -> None:
         self.port = port
+        self.headers = dict(headers or {})  # sent with every `call` (e.g. the admin key)
         self.base = f"http://127.0.0.1:{port}"
         self.env = {
             **os.environ,
@@ -109,9 +111,16 @@ class LocalStack:
             assert not port_open(port), f"port {port} still open after the stack stopped"
         return code
 
+    def kill(self) -> None:
+        """SIGKILL to the stack's own process, as a crash or the OOM killer would; its children are not told."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
     def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
         data = json.dumps(body) if body is not None else None
-        return requests.request(method, self.base + path, data=data, timeout=30, **kwargs)
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return requests.request(method, self.base + path, data=data, timeout=30, headers=headers, **kwargs)
 
     def instance(self, instance_id: str) -> dict[str, Any]:
         answer = self.call("GET", f"/api/v1/instances/{instance_id}")
