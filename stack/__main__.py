@@ -147,7 +147,8 @@ def main() -> int:
         signal.signal(sig, lambda *_: stopping.set())
     if wait_until_up(f"http://127.0.0.1:{port}/api/health", 30):
         print(f"[stack] Instance Manager API on http://127.0.0.1:{port} (moto on :{moto_port}, launcher on "
-              f":{launcher_port}, data in {data_dir}{', restored' if restored else ''}"
+              f":{launcher_port}, data in {data_dir}"
+              f"{f', restored ({keeper.replayed} journaled writes replayed)' if restored else ''}"
               f"{'' if durable else ', writes not durable'}). Ctrl-C stops it.", flush=True)
     else:
         print("[stack] chalice local did not come up", flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,39 @@ class LoopbackGuard:
         if any(header(name) is not None for name in ("Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest")):
             return Refusal(403, "requests from browsers (with Sec-Fetch-* headers) are refused")
         return None
+
+
+CONNECTION_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def peer_uid(client: tuple[str, int], server_port: int) -> int | None:
+    """The uid that owns the client end of a TCP connection from `client` to 127.0.0.1:`server_port`, or
+    None when the kernel does not say (not Linux, not found)."""
+    try:
+        packed = socket.inet_aton(client[0])
+    except OSError:
+        return None
+    v4 = packed[::-1].hex().upper()
+    ends = {(f"{v4}:{client[1]:04X}", f"0100007F:{server_port:04X}"),
+            (f"0000000000000000FFFF0000{v4}:{client[1]:04X}", f"0000000000000000FFFF00000100007F:{server_port:04X}")}
+    for table in CONNECTION_TABLES:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 7 and (fields[1], fields[2]) in ends:
+                return int(fields[7])
+    return None
+
+
+def foreign_peer(client: tuple[str, int], server_port: int) -> Refusal | None:
+    """Call once per connection (reading the kernel's table costs about a millisecond)."""
+    uid = peer_uid(client, server_port)
+    if uid is not None and uid not in (os.getuid(), 0):
+        return Refusal(403, "only the user who runs the local stack may use it")
+    return None
 
 
 def environ_header(environ: dict[str, object]) -> Callable[[str], str | None]:

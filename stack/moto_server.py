@@ -1,7 +1,8 @@
 """moto in server mode, behind the stack's own WSGI layer: moto's DomainDispatcherApplication (what
 moto's ThreadedMotoServer serves) wrapped so that
 
-- requests that are not the stack's are refused (stack/guard.py: Host, Origin, Sec-Fetch-*);
+- requests that are not the stack's are refused (stack/guard.py: another user's connection, Host,
+  Origin, Sec-Fetch-*);
 - every request is served under STATE_LOCK, so state snapshots never race a change;
 - a write is durable before its answer leaves (stack/moto_state.py StateKeeper.changed).
 
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .guard import LoopbackGuard, Refusal, environ_header
+from .guard import LoopbackGuard, Refusal, environ_header, foreign_peer
 from .moto_state import StateKeeper, keep_fifo_order
 
 StartResponse = Callable[..., Any]
@@ -35,6 +36,7 @@ READS = {
 # A ReceiveMessage long poll waits in moto; it takes STATE_LOCK for each short receive instead
 # (moto_state.keep_fifo_order), so that it never holds the lock while it waits.
 UNLOCKED = {("sqs", "ReceiveMessage")}
+PEER = "stack.foreign_peer"  # the environ key under which the request handler leaves its verdict
 
 
 def _field(environ: dict[str, Any], key: str, default: str = "") -> str:
@@ -82,7 +84,7 @@ class StackMotoApp:
         self._keeper = keeper
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        refusal = self._guard.check(environ_header(environ))
+        refusal = environ.get(PEER) or self._guard.check(environ_header(environ))
         if refusal is not None:
             return _refuse(refusal, start_response)
         service, action = operation(environ)
@@ -136,9 +138,20 @@ class MotoServer:
 
         keep_fifo_order()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access line per AWS call drowns the rest
+        class Handler(MotoRequestHandler):
+            """Asks the kernel who opened the connection, once per connection (keep-alive serves many requests)."""
+
+            peer: Refusal | None = None
+
+            def handle(self) -> None:
+                self.peer = foreign_peer(self.client_address, port)
+                super().handle()
+
+            def make_environ(self) -> dict[str, Any]:
+                return {**super().make_environ(), PEER: self.peer}
+
         self.app = StackMotoApp(DomainDispatcherApplication(create_backend_app), LoopbackGuard(port), keeper)
-        self._server = make_server("127.0.0.1", port, self.app, threaded=True,
-                                   request_handler=MotoRequestHandler)
+        self._server = make_server("127.0.0.1", port, self.app, threaded=True, request_handler=Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
 

@@ -25,7 +25,7 @@ from chalicelib.core.types import Instance
 from chalicelib.ports import TaskInfo, TaskState
 
 from .children import Spawner
-from .guard import SECRET_HEADER, LoopbackGuard, Refusal, bearer_matches
+from .guard import SECRET_HEADER, LoopbackGuard, Refusal, bearer_matches, foreign_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 5.0
@@ -135,10 +135,16 @@ def serve(launcher: LocalProcessLauncher, load: Callable[[str], Instance | None]
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        peer: Refusal | None = None
+
+        def handle(self) -> None:
+            self.peer = foreign_peer(self.client_address, port)
+            super().handle()
+
         def parse_request(self) -> bool:
             if not super().parse_request():
                 return False
-            refusal = loopback.check(self.headers.get)
+            refusal = self.peer or loopback.check(self.headers.get)
             if refusal is None and not bearer_matches(self.headers.get(SECRET_HEADER), secret):
                 refusal = Refusal(403, "the launcher's secret is missing or wrong")
             if refusal is not None:

@@ -98,6 +98,17 @@ def test_data_dir_is_private_to_the_user(stack: LocalStack, running: dict[str, o
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"
 
 
+def as_another_user(port: int, request: str) -> str | None:
+    """The status line another user of the machine (nobody) gets for a raw HTTP request; None when the
+    tests cannot act as someone else (only root can)."""
+    if os.getuid() != 0:
+        return None
+    script = 'exec 3<>/dev/tcp/127.0.0.1/$PORT; printf "%s" "$REQUEST" >&3; head -n 1 <&3'
+    done = subprocess.run(["bash", "-c", script], user=65534, group=65534, cwd="/", capture_output=True, text=True,
+                          timeout=10, env={"PORT": str(port), "REQUEST": request.replace("\n", "\r\n"), "PATH": "/usr/bin:/bin"})
+    return done.stdout.strip()
+
+
 def test_the_launcher_answers_only_the_stack(stack: LocalStack, running: dict[str, object]) -> None:
     base = f"http://127.0.0.1:{stack.port + 1001}"
     secret = (stack.data_dir / "launcher.secret").read_text()
@@ -116,6 +127,9 @@ def test_the_launcher_answers_only_the_stack(stack: LocalStack, running: dict[st
     ]
     assert [r.status_code for r in refused] == [403, 403, 403, 403, 421]
     assert all(r.json()["error"] for r in refused)
+    other_user = as_another_user(stack.port + 1001, f"DELETE /tasks/{handle} HTTP/1.1\nHost: 127.0.0.1:{stack.port + 1001}\n"
+                                 f"Authorization: Bearer {secret}\nConnection: close\n\n")  # even with the secret
+    assert other_user in (None, "HTTP/1.0 403 Forbidden"), other_user
     assert pid_alive(stack.provider_pid(str(running["id"])))  # nothing was stopped
     described = requests.get(f"{base}/tasks/{handle}", headers=own, timeout=5)
     assert described.status_code == 200 and described.json()["state"] == "running"
@@ -131,6 +145,9 @@ def test_moto_answers_only_the_stack(stack: LocalStack) -> None:
     ]
     answers = [requests.post(f"http://127.0.0.1:{moto}/", data="{}", headers={**call, **h}, timeout=5) for h in strangers]
     assert [a.status_code for a in answers] == [421, 403, 403] and all("TableNames" not in a.text for a in answers)
+    other_user = as_another_user(moto, f"POST / HTTP/1.1\nHost: 127.0.0.1:{moto}\nX-Amz-Target: DynamoDB_20120810.ListTables"
+                                 "\nContent-Type: application/x-amz-json-1.0\nContent-Length: 2\nConnection: close\n\n{}")
+    assert other_user in (None, "HTTP/1.1 403 Forbidden"), other_user
     for host in ("127.0.0.1", "localhost"):  # what boto3 and PynamoDB send: the stack's own calls pass
         client = boto3.client("dynamodb", endpoint_url=f"http://{host}:{moto}", region_name="us-east-1",
                               aws_access_key_id="local", aws_secret_access_key="local")
@@ -168,8 +185,8 @@ def test_sigkill_loses_no_answered_write_and_leaves_nothing_behind(tmp_path: Pat
 
         instance_ports = [int(str(i["port"])) for i in (patched, stopped, created)]
         wait_for(lambda: not processes_with_env("DATA_DIR", str(stack.data_dir)), 5, "the stack's children to die")
-        for port in (stack.port, stack.port + 1000, stack.port + 1001, *instance_ports):
-            assert not port_open(port), f"port {port} still open after the SIGKILL"
+        ports = (stack.port, stack.port + 1000, stack.port + 1001, *instance_ports)
+        wait_for(lambda: not any(port_open(p) for p in ports), 5, f"ports {ports} to close")
 
         # what a lost parent-death signal would leave, and a process of the same DATA_DIR that is not the stack's
         strangers = [leftover(stack, killed_run),

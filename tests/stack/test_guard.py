@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import stat
+import subprocess
 from pathlib import Path
 
-from stack.guard import LoopbackGuard, bearer_matches, create_secret
+from stack.guard import LoopbackGuard, bearer_matches, create_secret, foreign_peer, peer_uid
 
 
 def check(headers: dict[str, str]) -> tuple[int, str] | None:
@@ -45,3 +48,30 @@ def test_the_secret_is_private_new_each_time_and_compared_whole(tmp_path: Path) 
     assert bearer_matches(f"Bearer {second}", second)
     for wrong in (None, "", second, f"Bearer {first}", f"Bearer {second[:-1]}", f"Basic {second}", "Bearer "):
         assert not bearer_matches(wrong, second), wrong
+
+
+def test_the_kernel_names_the_user_behind_a_loopback_connection() -> None:
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 3895))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", 3895)) as _client:
+            accepted, address = server.accept()
+            with accepted:
+                assert peer_uid(address, 3895) == os.getuid()
+                assert foreign_peer(address, 3895) is None
+        if os.getuid() != 0:
+            return  # only root can open a connection as someone else
+        # another user of the machine: a process running as nobody
+        other = subprocess.Popen(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/3895; sleep 30"], user=65534, group=65534,
+                                 cwd="/")
+        try:
+            accepted, address = server.accept()
+            with accepted:
+                assert peer_uid(address, 3895) == 65534
+                refusal = foreign_peer(address, 3895)
+                assert refusal is not None and refusal.status == 403
+        finally:
+            other.kill()
+            other.wait()
+    assert peer_uid(("127.0.0.1", 1), 3895) is None  # no such connection
