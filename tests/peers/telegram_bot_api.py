@@ -11,10 +11,15 @@ Test controls live under ``/_fake/`` and mirror the Python helpers of ``FakeTele
     GET  /_fake/bots                   registered bots
     POST /_fake/bots/<token>/revoke    every later call answers 401
     POST /_fake/bots/<token>/fail      {"method": "getMe"|"*", "error_code": 429, "times": 1, "retry_after": 1}
+                                       (409 on getUpdates: as a second poller gets it, see below)
     POST /_fake/bots/<token>/updates   {"chat_id": 1001, "text": "hi", "from": {...}, "chat_type": "private",
                                         "chat_title": null, "photo": false} -> {"update_id", "message_id"}
     GET  /_fake/bots/<token>/sent      messages the bot sent, in order
     GET  /_fake/bots/<token>/calls     Bot API method names called, in order
+
+Two clients polling one bot: as Telegram does, each getUpdates ends the one still waiting before it
+with 409 "Conflict: terminated by other getUpdates request; make sure that only one bot instance is
+running", so two pollers fight on every poll.
 
 Run by hand: ``python -m tests.peers.telegram_bot_api --port 8999 --bot 123456:ABC-def=my_bot``.
 """
@@ -55,7 +60,7 @@ FAILURE_DESCRIPTIONS = {
     400: "Bad Request: injected failure",
     401: "Unauthorized",
     403: "Forbidden: bot was blocked by the user",
-    409: "Conflict: terminated by other getUpdates request",
+    409: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
     429: "Too Many Requests: retry after {retry_after}",
     500: "Internal Server Error",
     502: "Bad Gateway",

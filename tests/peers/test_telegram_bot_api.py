@@ -296,6 +296,20 @@ def test_second_poller_ends_first_with_conflict(server: FakeTelegramServer, toke
     asyncio.run(scenario())
 
 
+def test_the_conflict_is_the_bot_apis_own_answer_on_the_wire(server: FakeTelegramServer, token: str) -> None:
+    older: dict[str, tuple[int, Any]] = {}
+    poll = threading.Thread(target=lambda: older.update(
+        answer=http_json(f"{server.api_root}/bot{token}/getUpdates?timeout=5")))
+    poll.start()
+    time.sleep(0.3)
+    assert http_json(f"{server.api_root}/bot{token}/getUpdates?timeout=0") == (200, {"ok": True, "result": []})
+    poll.join(timeout=5)
+    assert older["answer"] == (409, {
+        "ok": False, "error_code": 409,
+        "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+    })
+
+
 async def start_receiver(status: int = 200) -> tuple[web.AppRunner, str, asyncio.Queue[tuple[dict[str, str], Any]]]:
     seen: asyncio.Queue[tuple[dict[str, str], Any]] = asyncio.Queue()
 
