@@ -16,6 +16,7 @@ from chalicelib import openapi, pages, wiring
 from chalicelib.core.errors import ErrorCode, InstanceManagerError, error_body
 from chalicelib.core.types import iso, utc_now
 from chalicelib.core.validation import parse_json_object, parse_tail
+from chalicelib.health import check_backends
 from chalicelib.qr import qr_page as render_qr_page
 
 app = Chalice(app_name="instance-manager")
@@ -47,6 +48,8 @@ def endpoint(path: str, methods: list[str]) -> Callable[[Callable[..., dict[str,
             try:
                 return _json(200, view(**params))
             except InstanceManagerError as exc:
+                if exc.code is ErrorCode.BACKEND_UNAVAILABLE:  # the operator's business too
+                    app.log.warning("%s on %s: %r", exc.message, path, exc.__cause__)
                 return _json(exc.http_status, exc.body())
             except Exception:
                 app.log.exception("Unhandled error on %s", path)
@@ -102,8 +105,25 @@ def _body() -> dict[str, Any]:
 
 
 @app.route("/api/health", methods=["GET"])
-def health() -> dict[str, Any]:
-    return {"status": "healthy", "timestamp": iso(utc_now())}
+def health() -> Response:
+    """Cheap and open (no AWS call). `?deep=true` probes every backend: it shows the infrastructure and
+    costs AWS calls (throttled together with the service's own), so it needs the admin key."""
+    deep = _query("deep") or "false"
+    if deep not in ("true", "false"):
+        return _error(ErrorCode.VALIDATION_ERROR, f"deep must be true or false, got {deep[:20]!r}")
+    answer: dict[str, Any] = {"status": "healthy", "timestamp": iso(utc_now())}
+    if deep == "false":
+        return _json(200, answer)
+    if not _authorized(_request().headers):
+        return _error(ErrorCode.UNAUTHORIZED, "The deep health check needs the admin key: send it as x-api-key "
+                                              "or Authorization: Bearer")
+    backends = check_backends(wiring.container().backends)
+    down = [b["name"] for b in backends.values() if b["status"] != "ok"]
+    if not down:
+        return _json(200, {**answer, "backends": backends})
+    message = f"Not reachable: {', '.join(down)} (see backends); try again in a few seconds"
+    return _json(503, {**error_body(ErrorCode.BACKEND_UNAVAILABLE, message), "status": "unavailable",
+                       "timestamp": answer["timestamp"], "backends": backends})
 
 
 @app.route("/openapi.json", methods=["GET"])

@@ -19,6 +19,13 @@ def _port_range(value: str) -> tuple[int, int]:
     return first, last
 
 
+def _positive(value: str, name: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
     region: str = "us-east-1"
@@ -55,6 +62,10 @@ class Settings:
     webhook_rate_per_second: int = 100
     webhook_log_retention_days: int = 7
     webhook_secret_overlap_seconds: int = 3600
+    # Sized for a request a person waits for: a stuck backend costs at most attempts x read timeout.
+    aws_connect_timeout_seconds: float = 2.0
+    aws_read_timeout_seconds: float = 5.0
+    aws_max_attempts: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,4 +114,9 @@ class Settings:
             webhook_log_retention_days=int(get("WEBHOOK_LOG_RETENTION_DAYS", str(d.webhook_log_retention_days))),
             webhook_secret_overlap_seconds=int(get("WEBHOOK_SECRET_OVERLAP_SECONDS",
                                                    str(d.webhook_secret_overlap_seconds))),
+            aws_connect_timeout_seconds=_positive(get("AWS_CONNECT_TIMEOUT_SECONDS", str(d.aws_connect_timeout_seconds)),
+                                                  "AWS_CONNECT_TIMEOUT_SECONDS"),
+            aws_read_timeout_seconds=_positive(get("AWS_READ_TIMEOUT_SECONDS", str(d.aws_read_timeout_seconds)),
+                                               "AWS_READ_TIMEOUT_SECONDS"),
+            aws_max_attempts=int(_positive(get("AWS_MAX_ATTEMPTS", str(d.aws_max_attempts)), "AWS_MAX_ATTEMPTS")),
         )

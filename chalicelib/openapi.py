@@ -1,7 +1,7 @@
 """The manager API's OpenAPI 3.1 document, built from the one error table and the route list below,
 and a self-contained page to browse it (no CDN: the page must work where only this service is reachable).
 
-Standard library and `chalicelib.core` only, so building the document never imports chalice or boto3.
+Standard library, `chalicelib.core` and `chalicelib.health` only, so building the document never imports chalice or boto3.
 `tests/sdk/test_openapi.py` checks ROUTES against the Chalice app's real routes."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .core.errors import HTTP_STATUS, ErrorCode
 from .core.events import DEFAULT_EVENTS, EVENT_TYPES
 from .core.types import INSTANCE_TYPES, AuthStatus, DesiredState, LogLine, MessageEvent, MessageView, Provider, Status
 from .core.validation import _BOT_TOKEN, _COMPANY_ID, DEFAULT_LOG_TAIL, MAX_HEADERS, MAX_LOG_TAIL
+from .health import DEADLINE_SECONDS
 
 E = ErrorCode
 INSTANCE = "/api/v1/instances/{instanceId}"
@@ -54,9 +55,17 @@ _DELIVERY_QUERY = (
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DELIVERIES, "default": DEFAULT_DELIVERIES}},
 )
 DELIVERY = INSTANCE + "/deliveries/{deliveryId}"
+_DEEP_QUERY = {"name": "deep", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+               "description": "Probe every backend too (needs the admin key)."}
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("GET", "/api/health", "health", "Health check", "Monitoring", "Health", open=True),
+    Operation("GET", "/api/health", "health", "Health check; with deep=true, of every backend too", "Monitoring",
+              "Health", (E.VALIDATION_ERROR, E.UNAUTHORIZED, E.BACKEND_UNAVAILABLE), query=(_DEEP_QUERY,), open=True,
+              description="Open and cheap: no backend is called. With `deep=true` (which needs the admin key: 401 "
+                          "without) DynamoDB, SQS, CloudWatch Logs, KMS (or the key file) and the launcher (ECS or "
+                          f"the local launcher) are probed concurrently, within {DEADLINE_SECONDS:g} s: 200 with "
+                          "`backends` when every one is `ok`, else 503 BACKEND_UNAVAILABLE with `status` "
+                          "`unavailable` and the same `backends`."),
     Operation("POST", "/api/v1/instances", "createInstance", "Create a WhatsApp or Telegram instance", "Instances",
               "CreateInstanceResponse", (E.VALIDATION_ERROR, E.INSTANCE_LIMIT_REACHED, E.PORTS_EXHAUSTED),
               request="CreateInstanceRequest",
@@ -260,7 +269,14 @@ def _schemas() -> dict[str, Any]:
         "LogLine": _from_typed_dict(LogLine),
         "LogsResponse": _envelope(_obj({"logs": {"type": "array", "items": _ref("LogLine")},
                                         "total_lines": _INT, "tail": _INT})),
-        "Health": _obj({"status": {"const": "healthy"}, "timestamp": _TIME}),
+        "Health": _obj({"status": {"const": "healthy"}, "timestamp": _TIME,
+                        "backends": {"type": "object", "additionalProperties": _ref("BackendStatus"),
+                                     "description": "deep=true only: dynamodb, sqs, logs, secrets, launcher"}},
+                       ["status", "timestamp"]),
+        "BackendStatus": _obj({"name": {**_STR, "description": "e.g. DynamoDB, KMS, the local launcher"},
+                               "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                               "latency_ms": _INT, "error": {**_STR, "description": "Why, when unavailable"}},
+                              ["name", "status", "latency_ms"]),
         "OpenApiDocument": {"type": "object", "required": ["openapi", "paths"]},
         "MessageView": _from_typed_dict(MessageView),
         "MessageEvent": _from_typed_dict(MessageEvent),

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from .config import Settings
+from .health import Backend
 from .instance_log import InstanceLog
 from .ports import Launcher, SecretBox
 
@@ -22,15 +23,27 @@ class Container:
 
     @functools.cache  # noqa: B019 - the container lives as long as the process
     def client(self, service: str) -> Any:
-        return self._session.client(service)
+        from botocore.config import Config
+
+        s = self.settings
+        # Someone waits for most calls: a stuck backend must fail within attempts x timeout, not minutes.
+        return self._session.client(service, config=Config(
+            connect_timeout=s.aws_connect_timeout_seconds, read_timeout=s.aws_read_timeout_seconds,
+            retries={"total_max_attempts": s.aws_max_attempts, "mode": "standard"}))
 
     @functools.cached_property
     def secret_box(self) -> SecretBox:
-        from .adapters.secrets import EnvelopeBox, FileKeyWrapper, KmsKeyWrapper
+        from .adapters.secrets import EnvelopeBox
+
+        return EnvelopeBox(self._key_wrapper)
+
+    @functools.cached_property
+    def _key_wrapper(self) -> Any:
+        from .adapters.secrets import FileKeyWrapper, KmsKeyWrapper
 
         if self.settings.secrets_key_file:
-            return EnvelopeBox(FileKeyWrapper(self.settings.secrets_key_file))
-        return EnvelopeBox(KmsKeyWrapper(self.client("kms"), self.settings.kms_key_id))
+            return FileKeyWrapper(self.settings.secrets_key_file)
+        return KmsKeyWrapper(self.client("kms"), self.settings.kms_key_id)
 
     @functools.cached_property
     def tables(self) -> Any:
@@ -52,20 +65,43 @@ class Container:
 
     @functools.cached_property
     def instance_log(self) -> InstanceLog:
+        return InstanceLog(self._log_store, self.repository.count_log_lines)
+
+    @functools.cached_property
+    def _log_store(self) -> Any:
         from .adapters.cloudwatch import CloudWatchLogStore
 
-        store = CloudWatchLogStore(self.client("logs"), self.settings.log_group)
-        return InstanceLog(store, self.repository.count_log_lines)
+        return CloudWatchLogStore(self.client("logs"), self.settings.log_group)
 
     @functools.cached_property
     def launcher(self) -> Launcher:
+        return self._launcher
+
+    @functools.cached_property
+    def _launcher(self) -> Any:  # the adapter itself, with its probe (no part of the Launcher port)
         if self.settings.launcher == "local":
             from .adapters.local_launcher import SupervisorLauncher
+            from .adapters.outages import LOCAL_LAUNCHER, ReachableLauncher
 
-            return SupervisorLauncher(self.settings.local_launcher_url)
+            return ReachableLauncher(SupervisorLauncher(self.settings.local_launcher_url), LOCAL_LAUNCHER)
         from .adapters.ecs import EcsLauncher
 
         return EcsLauncher(self.client("ecs"), self.settings)
+
+    @functools.cached_property
+    def backends(self) -> list[Backend]:
+        """What the deep health check probes. The adapters are built here, before the probes run in
+        their threads: creating boto3 clients from one session is not thread-safe."""
+        from .adapters import dynamo
+        from .adapters.outages import DYNAMODB, LOGS, SQS
+
+        return [
+            Backend("dynamodb", DYNAMODB, functools.partial(dynamo.probe, self.tables)),
+            Backend("sqs", SQS, self.publisher.probe),
+            Backend("logs", LOGS, self._log_store.probe),
+            Backend("secrets", self._key_wrapper.backend, self._key_wrapper.probe),
+            Backend("launcher", self._launcher.backend, self._launcher.probe),
+        ]
 
     @functools.cached_property
     def publisher(self) -> Any:

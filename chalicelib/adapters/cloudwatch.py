@@ -7,6 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from ..core.types import LogLine
+from .outages import LOGS, reaching
+
+_PROBE_STREAM = "health-check"  # no instance has this id: theirs are UUIDs
 
 
 class CloudWatchLogStore:
@@ -15,6 +18,7 @@ class CloudWatchLogStore:
         self._group = group
         self._known_streams: set[str] = set()
 
+    @reaching(LOGS)
     def append(self, instance_id: str, lines: list[LogLine]) -> None:
         events: list[dict[str, Any]] = [
             {"timestamp": _millis(line["timestamp"]), "message": json.dumps(line, separators=(",", ":"))}
@@ -39,6 +43,7 @@ class CloudWatchLogStore:
             pass
         self._known_streams.add(stream)
 
+    @reaching(LOGS)
     def tail(self, instance_id: str, count: int) -> list[LogLine]:
         try:
             answer = self._logs.get_log_events(
@@ -48,12 +53,21 @@ class CloudWatchLogStore:
             return []
         return [_parse(e) for e in answer["events"]][-count:]
 
+    @reaching(LOGS)
     def delete(self, instance_id: str) -> None:
         try:
             self._logs.delete_log_stream(logGroupName=self._group, logStreamName=instance_id)
         except self._logs.exceptions.ResourceNotFoundException:
             pass
         self._known_streams.discard(instance_id)
+
+    @reaching(LOGS)
+    def probe(self) -> None:
+        """A read of a stream that does not exist (an action the roles have): its "not found" is an answer."""
+        try:
+            self._logs.get_log_events(logGroupName=self._group, logStreamName=_PROBE_STREAM, limit=1)
+        except self._logs.exceptions.ResourceNotFoundException:
+            pass
 
 
 def _millis(timestamp: str) -> int:

@@ -12,6 +12,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from ..core.events import Envelope, fit_payload
 from ..core.types import iso, utc_now
 from .dynamo import Tables
+from .outages import DYNAMODB, reaching
 
 MAX_STORED_ENVELOPE = 300_000  # DynamoDB items stop at 400 KB
 
@@ -29,6 +30,7 @@ class DynamoDeliveryLog:
         self._m = tables.deliveries
         self._retention = timedelta(days=retention_days)
 
+    @reaching(DYNAMODB)
     def record(self, event: Envelope, state: str, *, attempted: bool = False, status: int | None = None,
                error: str | None = None, next_attempt_at: datetime | None = None) -> int:
         """Write the delivery's new state; returns its number of attempts so far."""
@@ -52,6 +54,7 @@ class DynamoDeliveryLog:
         item.update(actions=actions)
         return int(item.attempts or 0)
 
+    @reaching(DYNAMODB)
     def list(self, instance_id: str, state: str | None, limit: int) -> list[dict[str, Any]]:
         if state:
             items = self._m.by_state.query(f"{instance_id}#{state}", scan_index_forward=False, limit=limit)
@@ -59,6 +62,7 @@ class DynamoDeliveryLog:
             items = self._m.query(instance_id, scan_index_forward=False, limit=limit)
         return [self._view(item) for item in items]
 
+    @reaching(DYNAMODB)
     def get(self, instance_id: str, delivery_id: str) -> tuple[dict[str, Any], Envelope] | None:
         try:
             item = self._m.get(instance_id, delivery_id, consistent_read=True)
@@ -66,6 +70,7 @@ class DynamoDeliveryLog:
             return None
         return self._view(item), json.loads(zlib.decompress(item.envelope_z))
 
+    @reaching(DYNAMODB)
     def forget(self, instance_id: str) -> None:
         with self._m.batch_write() as batch:
             for item in self._m.query(instance_id, attributes_to_get=["instance_id", "delivery_id"]):
@@ -92,6 +97,7 @@ class DynamoRateLimiter:
     def __init__(self, tables: Tables) -> None:
         self._m = tables.deliveries
 
+    @reaching(DYNAMODB)
     def acquire(self, instance_id: str, limit: int) -> bool:
         m, now = self._m, utc_now()
         second = int(now.timestamp())

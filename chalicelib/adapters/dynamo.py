@@ -47,6 +47,7 @@ from ..core.types import (
 )
 from ..ports import SecretBox
 from .bot_tokens import BotTokenClaims
+from .outages import DYNAMODB, reaching, unreachable_reason
 
 RECORD_TYPE = "instance"
 PORTS_KEY = "ports"
@@ -64,6 +65,12 @@ class Tables:
 def define_tables(settings: Settings) -> Tables:
     """Model classes bound to this deployment's table names (PynamoDB reads Meta at class creation;
     it follows AWS_ENDPOINT_URL, which is how the local stack points it at moto)."""
+
+    class Shared:  # what every table's Meta holds; PynamoDB builds the model's connection from it
+        region = settings.region
+        connect_timeout_seconds = settings.aws_connect_timeout_seconds
+        read_timeout_seconds = settings.aws_read_timeout_seconds
+        max_retry_attempts = settings.aws_max_attempts - 1  # PynamoDB counts retries, not attempts
 
     class ByCompany(GlobalSecondaryIndex[Any]):
         class Meta:
@@ -90,9 +97,8 @@ def define_tables(settings: Settings) -> Tables:
         delivery_id = UnicodeAttribute(range_key=True)
 
     class InstanceItem(Model):
-        class Meta:
+        class Meta(Shared):
             table_name = settings.instances_table
-            region = settings.region
 
         instance_id = UnicodeAttribute(hash_key=True)
         record_type = UnicodeAttribute(default=RECORD_TYPE)
@@ -126,9 +132,8 @@ def define_tables(settings: Settings) -> Tables:
         by_record_type = ByRecordType()
 
     class LeaseItem(Model):
-        class Meta:
+        class Meta(Shared):
             table_name = settings.leases_table
-            region = settings.region
 
         lease_id = UnicodeAttribute(hash_key=True)
         used_slots = NumberAttribute(null=True)  # not `count`: that is a Model method
@@ -139,9 +144,8 @@ def define_tables(settings: Settings) -> Tables:
     class AuthItem(Model):
         """One piece of an engine's login state: `creds`, or `<key type>/<key id>` for Signal keys."""
 
-        class Meta:
+        class Meta(Shared):
             table_name = settings.auth_table
-            region = settings.region
 
         instance_id = UnicodeAttribute(hash_key=True)
         item_key = UnicodeAttribute(range_key=True)
@@ -150,9 +154,8 @@ def define_tables(settings: Settings) -> Tables:
     class DeliveryItem(Model):
         """A webhook delivery (pk instance, sk event id), or a per-second rate counter (pk rate#instance)."""
 
-        class Meta:
+        class Meta(Shared):
             table_name = settings.deliveries_table
-            region = settings.region
 
         instance_id = UnicodeAttribute(hash_key=True)
         delivery_id = UnicodeAttribute(range_key=True)
@@ -173,6 +176,15 @@ def define_tables(settings: Settings) -> Tables:
     return Tables(instances=InstanceItem, leases=LeaseItem, auth=AuthItem, deliveries=DeliveryItem)
 
 
+@reaching(DYNAMODB)
+def probe(tables: Tables) -> None:
+    """For the deep health check: a GetItem (half a read unit; the roles may not DescribeTable)."""
+    try:
+        tables.instances.get("health-check")  # no instance has this id: theirs are UUIDs
+    except DoesNotExist:
+        pass
+
+
 class DynamoInstanceRepository:
     def __init__(self, tables: Tables, box: SecretBox, settings: Settings) -> None:
         self._t = tables
@@ -182,6 +194,7 @@ class DynamoInstanceRepository:
         self._tokens = BotTokenClaims(tables.leases, box)
 
     # --- reads -------------------------------------------------------------------------------
+    @reaching(DYNAMODB)
     def get(self, instance_id: str) -> Instance | None:
         try:
             item = self._t.instances.get(instance_id, consistent_read=True)
@@ -190,13 +203,16 @@ class DynamoInstanceRepository:
         return self._to_domain(item)
 
     # Listings never need secrets: they are left sealed (no KMS call per item), and empty.
+    @reaching(DYNAMODB)
     def list_all(self) -> list[Instance]:
         return [self._to_domain(i, open_secrets=False) for i in self._t.instances.by_record_type.query(RECORD_TYPE)]
 
+    @reaching(DYNAMODB)
     def list_by_company(self, company_id: str) -> list[Instance]:
         return [self._to_domain(i, open_secrets=False) for i in self._t.instances.by_company.query(company_id)]
 
     # --- create / delete ---------------------------------------------------------------------
+    @reaching(DYNAMODB)
     def create(self, instance: Instance, limit: int, port_range: tuple[int, int]) -> Instance:
         for attempt in range(_MAX_TRANSACTION_TRIES):
             port = self._free_port(port_range, attempt)
@@ -220,6 +236,8 @@ class DynamoInstanceRepository:
                     tx.save(self._to_item(stored), condition=self._t.instances.instance_id.does_not_exist())
                     claimed = self._tokens.claim(tx, stored)
             except TransactWriteError as exc:
+                if unreachable_reason(exc):
+                    raise  # an outage, not a lost race: retrying here would only wait longer
                 # One reason per item in the order PynamoDB sends them, puts before updates:
                 # [instance put, bot token claim put (if claimed), company slots update, ports update].
                 reasons = [r.code if r else None for r in exc.cancellation_reasons]
@@ -251,6 +269,7 @@ class DynamoInstanceRepository:
             f"Every port in INSTANCE_PORT_RANGE {port_range[0]}-{port_range[1]} is in use: delete an instance or widen the range",
         )
 
+    @reaching(DYNAMODB)
     def delete(self, instance: Instance) -> None:
         L = self._t.leases
         ports = set(instance.ports.values())
@@ -262,6 +281,8 @@ class DynamoInstanceRepository:
                     tx.update(L(PORTS_KEY), actions=[L.used.delete(ports)])
                 self._tokens.release(tx, instance)
         except TransactWriteError as exc:
+            if unreachable_reason(exc):
+                raise
             raise not_found(instance.id) from exc  # deleted by a concurrent call
 
     # --- updates -----------------------------------------------------------------------------
@@ -330,6 +351,7 @@ class DynamoInstanceRepository:
         I = self._t.instances
         self._update(instance_id, [I.log_lines.add(lines)], touch=False)
 
+    @reaching(DYNAMODB)
     def _update(self, instance_id: str, actions: list[Any], touch: bool = True) -> None:
         I = self._t.instances
         if touch:
@@ -344,7 +366,10 @@ class DynamoInstanceRepository:
     # --- mapping -----------------------------------------------------------------------------
     def _connection(self) -> Connection:
         if self._conn is None:  # one botocore client for every transaction, not one each
-            self._conn = Connection(region=self._settings.region)
+            s = self._settings
+            self._conn = Connection(region=s.region, connect_timeout_seconds=s.aws_connect_timeout_seconds,
+                                    read_timeout_seconds=s.aws_read_timeout_seconds,
+                                    max_retry_attempts=s.aws_max_attempts - 1)
         return self._conn
 
     def _to_item(self, i: Instance) -> Any:

@@ -7,16 +7,20 @@ from typing import Any
 from ..config import Settings
 from ..core.types import Instance
 from ..ports import TaskInfo, TaskState
+from .outages import ECS, reaching
 
 _PENDING = {"PROVISIONING", "PENDING", "ACTIVATING"}
 _RUNNING = {"RUNNING"}
 
 
 class EcsLauncher:
+    backend = ECS
+
     def __init__(self, ecs_client: Any, settings: Settings) -> None:
         self._ecs = ecs_client
         self._s = settings
 
+    @reaching(ECS)
     def launch(self, instance: Instance) -> str:
         """Idempotent: an instance's task already running (startedBy its id) is returned, not doubled."""
         running = self._ecs.list_tasks(cluster=self._s.ecs_cluster, startedBy=instance.id[:36], desiredStatus="RUNNING")
@@ -59,6 +63,7 @@ class EcsLauncher:
             raise RuntimeError(f"ECS could not run the task: {reasons or 'no task returned'}")
         return str(answer["tasks"][0]["taskArn"])
 
+    @reaching(ECS)
     def stop(self, handle: str) -> None:
         try:
             self._ecs.stop_task(cluster=self._s.ecs_cluster, task=handle, reason="Stopped by Instance Manager")
@@ -67,6 +72,7 @@ class EcsLauncher:
             if "not found" not in message and "could not find" not in message and "invalidparameter" not in message:
                 raise
 
+    @reaching(ECS)
     def describe(self, handle: str) -> TaskInfo:
         answer = self._ecs.describe_tasks(cluster=self._s.ecs_cluster, tasks=[handle])
         if not answer.get("tasks"):
@@ -84,3 +90,8 @@ class EcsLauncher:
         if status in _PENDING:
             return TaskInfo(handle, TaskState.PENDING, status)
         return TaskInfo(handle, TaskState.STOPPED, task.get("stoppedReason", status))
+
+    @reaching(ECS)
+    def probe(self) -> None:
+        # ListTasks, not DescribeClusters: the API's role may call it; an unknown cluster raises.
+        self._ecs.list_tasks(cluster=self._s.ecs_cluster, maxResults=1)

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .outages import KEY_FILE, KMS, reaching
+
 _PREFIX = "v1:"
 _DATA_KEY_LIFETIME_S = 300.0
 
@@ -25,23 +27,38 @@ class KeyWrapper(Protocol):
 
 
 class KmsKeyWrapper:
+    backend = KMS
+
     def __init__(self, kms_client: Any, key_id: str) -> None:
         self._kms = kms_client
         self._key_id = key_id
 
+    @reaching(KMS)
     def new_data_key(self) -> tuple[bytes, bytes]:
         answer = self._kms.generate_data_key(KeyId=self._key_id, KeySpec="AES_256")
         return answer["Plaintext"], answer["CiphertextBlob"]
 
+    @reaching(KMS)
     def unwrap(self, wrapped: bytes) -> bytes:
         return bytes(self._kms.decrypt(CiphertextBlob=wrapped)["Plaintext"])
+
+    @reaching(KMS)
+    def probe(self) -> None:
+        self.new_data_key()  # what sealing needs (and a grant the roles have; DescribeKey is not one)
 
 
 class FileKeyWrapper:
     """A master key kept in a file (created with mode 0600 on first use)."""
 
+    backend = KEY_FILE
+
     def __init__(self, path: str) -> None:
-        self._aead = AESGCM(self._load_or_create(Path(path)))
+        self._path = Path(path)
+        self._aead = AESGCM(self._load_or_create(self._path))
+
+    def probe(self) -> None:
+        if len(self._path.read_bytes()) != 32:
+            raise RuntimeError(f"{self._path} does not hold a 256-bit key")
 
     @staticmethod
     def _load_or_create(path: Path) -> bytes:

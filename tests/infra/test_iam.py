@@ -284,6 +284,9 @@ def run_everything(recorder: Recorder, env: dict[str, str], receiver: Receiver) 
             assert client.lambda_.invoke("reconcile_instances", scheduled).payload == {"started": 0}
         assert repository.get(wa).task_handle is None
 
+        # The deep health check probes every backend with grants the API has already (no DescribeTable...).
+        assert http(client, "GET", "/api/health", "/api/health?deep=true")["status"] == "healthy"
+
         # Every other route, with what it needs, so no route goes unexercised.
         for route in app.app.routes:
             if route.startswith("/{p0}") or route in ("/api/health", "/qr-page/{instanceId}", "/docs", "/openapi.json"):

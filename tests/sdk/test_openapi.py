@@ -90,7 +90,8 @@ def test_operations_are_named_once_and_secured_unless_open(doc: dict[str, Any]) 
     for op_id, (_, path, op) in operations(doc).items():
         is_open = op.get("security") == []
         assert is_open == (path in {"/api/health", "/qr-page/{instanceId}", "/openapi.json", "/docs", "/static/{name}"}), op_id
-        assert ("401" in op["responses"]) == (not is_open), op_id
+        # /api/health is open, but its deep check (deep=true) shows the infrastructure: that one needs the key.
+        assert ("401" in op["responses"]) == (not is_open or op_id == "health"), op_id
         in_path = [p["name"] for p in op.get("parameters", []) if p["in"] == "path"]
         assert in_path == re.findall(r"{(\w+)}", path), op_id
 
