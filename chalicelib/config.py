@@ -64,7 +64,7 @@ class Settings:
     webhook_secret_overlap_seconds: int = 3600
     # Sized for a request a person waits for: a stuck backend costs at most attempts x read timeout.
     aws_connect_timeout_seconds: float = 2.0
-    aws_read_timeout_seconds: float = 5.0
+    aws_read_timeout_seconds: float = 3.0
     aws_max_attempts: int = 2
 
     @classmethod

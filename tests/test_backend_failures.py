@@ -201,7 +201,7 @@ def check_against_document(answer: HTTPResponse) -> None:
 
 def test_every_aws_client_has_connect_and_read_timeouts_and_bounded_retries() -> None:
     defaults = Settings.from_env({})
-    assert (defaults.aws_connect_timeout_seconds, defaults.aws_read_timeout_seconds, defaults.aws_max_attempts) == (2, 5, 2)
+    assert (defaults.aws_connect_timeout_seconds, defaults.aws_read_timeout_seconds, defaults.aws_max_attempts) == (2, 3, 2)
     settings = Settings.from_env({"AWS_CONNECT_TIMEOUT_SECONDS": "1.5", "AWS_READ_TIMEOUT_SECONDS": "4",
                                   "AWS_MAX_ATTEMPTS": "3", "AWS_REGION": REGION})
     container = Container(settings)
@@ -270,7 +270,7 @@ def test_the_shipped_defaults_answer_a_frozen_backend_in_seconds(backend: Backen
     with backend.moto.frozen():
         answer, took = timed(lambda: client.http.get("/api/v1/instances", headers=AUTH))
     assert_unavailable(answer, "DynamoDB")
-    assert took < 15, f"{took:.1f} s: attempts x read timeout is 10 s by default"
+    assert took < 12, f"{took:.1f} s: attempts x read timeout is 6 s by default"
 
 
 # --- one backend stuck at a time --------------------------------------------------------------
