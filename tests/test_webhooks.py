@@ -8,6 +8,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,7 +108,8 @@ def client(queues: Queues) -> Iterator[Client]:
 
 
 def create_instance(client: Client, url: str, enabled: bool = True) -> dict[str, Any]:
-    body = {"company_id": "acme", "provider": "whatsappweb",
+    # A company each: the module shares one deployment, and a company holds at most 10 instances.
+    body = {"company_id": f"acme-{uuid.uuid4().hex[:8]}", "provider": "whatsappweb",
             "api_webhook_schema": {"url": url, "headers": HEADERS, "enabled": enabled}}
     response = client.http.post("/api/v1/instances", headers={"Content-Type": "application/json"}, body=json.dumps(body))
     assert response.status_code == 200, response.body
