@@ -1,7 +1,8 @@
 """`python -m bench`: run the benchmarks, print their figures and rewrite docs/BENCHMARKS.md.
 
     python -m bench                      # everything
-    python -m bench --only aws-calls     # one section (repeatable): aws-calls, import-time, stack, whatsapp, webhooks
+    python -m bench --only aws-calls     # one section (repeatable): aws-calls, import-time, stack, whatsapp, webhooks,
+                                         # durability
     python -m bench --no-write           # print only
 """
 
@@ -14,10 +15,10 @@ import time
 import traceback
 from collections.abc import Callable
 
-from . import aws_calls, import_time, local_stack, report, webhooks, whatsapp
+from . import aws_calls, durability, import_time, local_stack, report, webhooks, whatsapp
 from .common import SectionResult, machine_text, now_text, say
 
-SECTIONS = ("aws-calls", "import-time", "stack", "whatsapp", "webhooks")
+SECTIONS = ("aws-calls", "import-time", "stack", "whatsapp", "webhooks", "durability")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "stack": lambda: local_stack.run(args.instances, args.port_offset),
         "whatsapp": lambda: whatsapp.run(args.port_offset, args.kills, args.messages),
         "webhooks": lambda: webhooks.run(args.port_offset, args.events),
+        "durability": lambda: durability.run(),
     }
     stamp, machine = now_text(), machine_text()
     command = " ".join([".venv/bin/python -m bench", *map(shlex.quote, args_list)])

@@ -29,6 +29,7 @@ BLOCKS = [
     Block("whatsapp-latency", "7. Message to webhook (WhatsApp, local stack)", "whatsapp"),
     Block("webhook-fanout", "8. Webhook fan-out throughput and AWS calls per event (in-process, moto)", "webhooks"),
     Block("webhook-latency", "9. Event to webhook delivery (Telegram, local stack)", "webhooks"),
+    Block("durability", "10. Durable writes on the local stack (LOCAL_DURABLE_WRITES)", "durability"),
 ]
 
 INTRO = """# Benchmarks
@@ -46,13 +47,15 @@ Commands (from the repository root):
 .venv/bin/python -m bench --only stack             # 3 and 4: local stack, create to client_ready, provider RSS
 .venv/bin/python -m bench --only whatsapp          # 5, 6 and 7: WhatsApp on the local stack (about 2 minutes)
 .venv/bin/python -m bench --only webhooks          # 8 and 9: fan-out throughput (in-process), delivery latency
+.venv/bin/python -m bench --only durability        # 10: what durable writes cost the local stack (about 2 minutes)
 .venv/bin/python -m bench --no-write               # print only
 .venv/bin/python -m bench --instances 20 --import-runs 20 --kills 7 --messages 1000 --events 500
 .venv/bin/python -m bench --only stack --port-offset 50   # every stack's ports shifted by 50
 ```
 
 Section `stack` needs ports 3300, 4300, 4301 and 9300 upwards free; sections `whatsapp` and `webhooks` need
-3800, 4800, 4801 and 9800 upwards (all shifted by `--port-offset`). A section whose ports stay taken for
+3800, 4800, 4801 and 9800 upwards (all shifted by `--port-offset`); section `durability` needs 3860, 3870, 4860,
+4861, 4870, 4871 and 9700-9749 (not shifted). A section whose ports stay taken for
 two minutes measures nothing and leaves its blocks below as they were. Each starts the stack with
 `python -m stack` (`whatsapp` and `webhooks` through `python -m bench.stack_probe`, the same stack plus a
 count of the AWS requests its moto server answers), deletes or abandons what it created, stops the stack

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 _HEADER = struct.Struct(">II")  # length, crc32 of the payload
+# An appended record needs its data and the file's new size on disk, not its times: fdatasync.
+_sync_data = getattr(os, "fdatasync", os.fsync)
 
 
 def replace_file(path: Path, data: bytes) -> None:
@@ -79,7 +81,7 @@ class Journal:
             if self._synced >= ticket:
                 return
             upto = self._appended
-            os.fsync(self._fd)
+            _sync_data(self._fd)
             self._synced = max(self._synced, upto)
 
     def rotate(self) -> int:
