@@ -8,9 +8,10 @@ on disk before its answer leaves (stack/moto_server.py asks `changed` for what t
   size of the request, where a snapshot costs the size of everything stored.
 - An SQS write replaces a small file holding the queues' messages: SQS changes cannot be replayed
   (message ids and receipt handles are random), and queues hold few messages.
-- Every `interval` seconds after a change, the whole state is snapshotted and the journal starts a
-  new file (the old ones go once the snapshot is on disk).
-Without durable writes only the periodic snapshot remains: a kill loses up to `interval` seconds.
+- Every 10 s after a change, the whole state is snapshotted and the journal starts a new file (the
+  old ones go once the snapshot is on disk): this bounds the replay at start, and a snapshot holds
+  the lock while it pickles, so it is not taken more often than that.
+Without durable writes only the periodic snapshot remains, every 2 s: a kill loses up to 2 s of writes.
 
 One lock (`STATE_LOCK`) orders every request moto serves against the snapshots, so a snapshot never
 pickles a table while a write changes it."""
@@ -88,11 +89,11 @@ def _load(path: Path) -> dict[str, Any]:
 class StateKeeper:
     lock = STATE_LOCK
 
-    def __init__(self, data_dir: Path, region: str, durable: bool = True, interval: float = 2.0) -> None:
+    def __init__(self, data_dir: Path, region: str, durable: bool = True, interval: float | None = None) -> None:
         self._dir = data_dir
         self._region = region
         self.durable = durable
-        self._interval = interval
+        self._interval = interval if interval is not None else (10.0 if durable else 2.0)
         self._armed = False  # nothing is recorded before the saved state is back
         self._dirty = False
         self._journal: Journal | None = None
