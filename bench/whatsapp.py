@@ -197,7 +197,7 @@ def _auth_items(ports: Ports, instance_id: str) -> dict[str, int]:
 
 
 def _snapshot_cost(path: Path) -> dict[str, float]:
-    """What the stack's StateKeeper pickles every 2 s (stack/moto_state.py), timed here once."""
+    """What the stack's StateKeeper pickles at each snapshot (stack/moto_state.py), timed here once."""
     try:
         raw = path.read_bytes()
         state = pickle.loads(raw)
@@ -448,11 +448,11 @@ def _rss_section(r: WaRun, burst: int) -> SectionResult:
                     + _costliest(spend) + " These CPU figures are moto's, not AWS's; the counts are what AWS would "
                     "bill.")
     if r.snapshot:
-        lines += ["", f"The stack process also pickles moto's DynamoDB and CloudWatch Logs state to DATA_DIR every 2 s "
-                  f"(`StateKeeper._loop`, stack/moto_state.py): {r.snapshot['bytes'] / 2**20:.1f} MiB by the end of this "
-                  f"run; one `pickle.dumps` of it took {r.snapshot['dump_s'] * 1000:.0f} ms here, about "
-                  f"{r.snapshot['dump_s'] / 2 * 100:.0f} % of a core, and it grows with every delivery logged (local "
-                  "stack only)."]
+        lines += ["", f"The stack process also snapshots moto's DynamoDB and CloudWatch Logs state to DATA_DIR every 10 s "
+                  f"(`StateKeeper._loop`, stack/moto_state.py; the writes in between are journaled): "
+                  f"{r.snapshot['bytes'] / 2**20:.1f} MiB by the end of this run; one `pickle.dumps` of it took "
+                  f"{r.snapshot['dump_s'] * 1000:.0f} ms here, about {r.snapshot['dump_s'] / 10 * 100:.1f} % of a core, "
+                  "and it grows with every delivery logged (local stack only)."]
     lines += _problems(r)
     markdown = "\n".join(lines)
     say(markdown)
