@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha256sum | cut -c1-
 NODE_DIRS := provider/engines/whatsapp/bridge tests/peers/whatsapp sdk/typescript
 NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
 
-.PHONY: install browser run test lint typecheck unit bench clean
+.PHONY: install browser run reset test lint typecheck unit bench clean
 
 $(STAMP): requirements.txt requirements-provider.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ browser:
 
 run: install
 	$(PY) -m stack
+
+# A fresh start: `make run` restores the instances kept in DATA_DIR (./data); this deletes it. It stops
+# nothing, and refuses while a stack seems to be running (scripts/reset-data says how it tells).
+reset:
+	@$(PYTHON) scripts/reset-data
 
 lint: install
 	$(VENV)/bin/ruff check .
