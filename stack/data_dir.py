@@ -27,25 +27,24 @@ RUN_VARIABLE = "LOCAL_STACK_RUN"
 
 
 def make_private(data_dir: Path) -> list[str]:
-    """chmod 0700 on DATA_DIR and the directories in it, 0600 on its files; returns what it could not fix."""
+    """Take the group's and others' permissions off DATA_DIR and everything in it (what the stack writes
+    becomes 0700 and 0600; the owner's own bits stay as they are); returns what it could not change."""
     problems: list[str] = []
 
-    def tighten(path: Path, mode: int) -> None:
+    def tighten(path: Path) -> None:
         try:
             info = path.lstat()
             if stat.S_ISLNK(info.st_mode):
                 return  # a link's own mode means nothing; its target is not ours to change
             if stat.S_IMODE(info.st_mode) & 0o077:
-                os.chmod(path, stat.S_IMODE(info.st_mode) & mode)
+                os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror}")
 
-    tighten(data_dir, 0o700)
+    tighten(data_dir)
     for root, dirs, files in os.walk(data_dir):
-        for name in dirs:
-            tighten(Path(root) / name, 0o700)
-        for name in files:
-            tighten(Path(root) / name, 0o600)
+        for name in [*dirs, *files]:
+            tighten(Path(root) / name)
     return problems
 
 

@@ -41,9 +41,10 @@ def mode(path: Path) -> int:
 def test_everything_in_data_dir_becomes_private(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "providers").mkdir(parents=True)
-    for name in ("moto-state.pickle", "secrets.key", "providers/a.log"):
+    for name in ("moto-state.pickle", "secrets.key", "providers/a.log", "a-script"):
         (data / name).write_text("x")
         os.chmod(data / name, 0o644)
+    os.chmod(data / "a-script", 0o775)  # the owner's own bits stay
     os.chmod(data / "providers", 0o755)
     os.chmod(data, 0o775)
     (data / "link").symlink_to(tmp_path)  # a link is left alone, and so is what it points to
@@ -51,6 +52,7 @@ def test_everything_in_data_dir_becomes_private(tmp_path: Path) -> None:
     assert make_private(data) == []
     assert mode(data) == 0o700 and mode(data / "providers") == 0o700
     assert {mode(data / n) for n in ("moto-state.pickle", "secrets.key", "providers/a.log")} == {0o600}
+    assert mode(data / "a-script") == 0o700
     assert mode(tmp_path) == 0o755
 
 
