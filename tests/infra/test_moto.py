@@ -31,11 +31,11 @@ def aws() -> Iterator[dict[str, str]]:
     wiring.reset()
 
 
-def new_instance(provider: Provider, company: str = "acme") -> Instance:
+def new_instance(provider: Provider, company: str = "acme", token: str = "123456:AAtest") -> Instance:
     return Instance(
         id=str(uuid.uuid4()), company_id=company, provider=provider, type_instance=("api",), ports={},
         api_key=ApiKey("k-" + uuid.uuid4().hex, NOW), created_at=NOW, updated_at=NOW,
-        secrets={"bot_token": "123456:AAtest"} if provider is Provider.TELEGRAM else {},
+        secrets={"bot_token": token} if provider is Provider.TELEGRAM else {},
     )
 
 
@@ -48,7 +48,8 @@ def test_the_code_reads_and_writes_the_tables_the_template_created(aws: dict[str
     repository = wiring.container().repository
     one = repository.create(new_instance(Provider.TELEGRAM), settings.max_instances_per_company, settings.port_range)
     two = repository.create(new_instance(Provider.WHATSAPPWEB), settings.max_instances_per_company, settings.port_range)
-    other = repository.create(new_instance(Provider.TELEGRAM, "globex"), settings.max_instances_per_company,
+    other = repository.create(new_instance(Provider.TELEGRAM, "globex", "654321:AAother"),  # one token, one instance
+                              settings.max_instances_per_company,
                               settings.port_range)
 
     fetched = repository.get(one.id)
