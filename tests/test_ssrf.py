@@ -101,3 +101,15 @@ def test_what_is_accepted_is_stored_and_listed_canonical(client: Client) -> None
     assert answer.status_code == 200, answer.body
     [listed] = instances(client)
     assert listed["webhook"]["url"] == "https://hooks.example.com/Hook?x=1"
+
+
+def test_a_url_with_credentials_stored_before_they_were_refused_is_listed_without_them(client: Client) -> None:
+    from chalicelib import wiring
+    from chalicelib.core.types import WebhookConfig
+
+    instance_id = create(client, {"url": GOOD}).json_body["instance_id"]
+    wiring.container().repository.set_webhook(instance_id, WebhookConfig("https://alice:s3cr3t@hooks.example.com/", {}, True))
+    listed = client.http.get("/api/v1/instances").body.decode()
+    assert "s3cr3t" not in listed and "https://***@hooks.example.com/" in listed
+    got = client.http.get(f"/api/v1/instances/{instance_id}/webhook").body.decode()
+    assert "s3cr3t" not in got

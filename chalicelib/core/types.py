@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from .urls import without_credentials
+
 
 class Provider(StrEnum):
     WHATSAPPWEB = "whatsappweb"
@@ -129,7 +131,7 @@ class Instance:
             return None
         # Header names tell a user what is configured; their values are secrets.
         return {
-            "url": self.webhook.url,
+            "url": without_credentials(self.webhook.url),
             "enabled": self.webhook.enabled,
             "headers": sorted(self.webhook.headers),
             "events": list(self.webhook.events),

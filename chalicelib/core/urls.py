@@ -167,6 +167,14 @@ def _host_name(host: str) -> str:
     return host
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def without_credentials(url: str) -> str:
+    """For listings: a URL stored before credentials were refused shows `***@` in their place."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
 def is_public_address(ip: IPAddress) -> bool:
     """Globally routable, judged by the embedded IPv4 address for IPv6 forms that carry one."""
     if isinstance(ip, ipaddress.IPv6Address):
