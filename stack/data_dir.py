@@ -100,7 +100,12 @@ def release(data_dir: Path, run: Run) -> None:
 
 def marked_processes(run_id: str) -> list[int]:
     """Live processes (of this user: others' environments cannot be read) started with LOCAL_STACK_RUN=run_id."""
-    needle = f"{RUN_VARIABLE}={run_id}".encode()
+    return processes_with_env(RUN_VARIABLE, run_id)
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of live processes, this one aside, started with NAME=VALUE in their environment."""
+    needle = f"{name}={value}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():

@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from stack.data_dir import processes_with_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,21 +46,6 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
-
-
-def processes_with_env(name: str, value: str) -> list[int]:
-    """Pids of live processes started with NAME=VALUE in their environment."""
-    needle = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0") and pid_alive(int(entry.name)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 class LocalStack:
