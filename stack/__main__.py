@@ -4,10 +4,12 @@ moto (server mode, state kept in DATA_DIR) stands in for DynamoDB, SQS, CloudWat
 `chalice local` serves the API on PORT; the SQS loop feeds the webhook handler; the local
 launcher runs each instance's provider as a process and keeps it running. Each child gets only the
 settings it needs (stack/environments.py) and dies with the stack (stack/children.py); a start after
-a kill clears what the killed stack left (stack/data_dir.py)."""
+a kill clears what the killed stack left (stack/data_dir.py). The console shows each component's
+start and each instance's log lines; the children's output goes to files (stack/console.py)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -22,6 +24,7 @@ from typing import Any
 from . import data_dir as private_data
 from . import moto_state, resources
 from .children import Spawner
+from .console import ChildOutput, Console, InstanceLogFollower, Outputs, wants_debug
 from .environments import api_environment, fanout_environment, provider_environment
 from .guard import create_secret
 from .moto_server import MotoServer
@@ -83,21 +86,26 @@ def main() -> int:
     os.umask(0o077)  # DATA_DIR holds the data key next to the state it opens: nothing in it is for others
     data_dir = Path(os.environ.get("DATA_DIR", str(ROOT / "data"))).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    console = Console(debug=wants_debug(os.environ))
+    console.take_logging()
+    say = functools.partial(console.write, "stack")
+    if os.environ.get("LOG_LEVEL", "info").strip().lower() not in ("info", "debug"):
+        say(f"WARNING: LOG_LEVEL is {os.environ['LOG_LEVEL']!r}, neither info nor debug: info it is")
     for problem in private_data.make_private(data_dir):
-        print(f"[stack] WARNING: could not make private: {problem}", flush=True)
+        say(f"WARNING: could not make private: {problem}")
     run = private_data.Run.current()
     try:
         cleared = private_data.take_over(data_dir, run)
     except private_data.AlreadyRunning as exc:
         raise SystemExit(f"[stack] {exc}") from None
     if cleared:
-        print(f"[stack] stopped {len(cleared)} processes a killed stack left behind: {cleared}", flush=True)
+        say(f"stopped {len(cleared)} processes a killed stack left behind: {cleared}")
     for number, name in ((port, "PORT"), (moto_port, "MOTO_PORT"), (launcher_port, "LAUNCHER_PORT")):
         require_free(number, name)
     os.environ.update(stack_environment(port, moto_port, launcher_port, data_dir, run.run))
     if not os.environ.get("ADMIN_API_KEY"):
-        print("[stack] WARNING: ADMIN_API_KEY is not set: the API is open to anyone who can reach "
-              "127.0.0.1; it listens on loopback only", flush=True)
+        say("WARNING: ADMIN_API_KEY is not set: the API is open to anyone who can reach 127.0.0.1; it listens "
+            "on loopback only")
     secret = create_secret(Path(os.environ["LOCAL_LAUNCHER_SECRET_FILE"]))
 
     keeper = moto_state.StateKeeper(data_dir, REGION, durable)
@@ -108,9 +116,11 @@ def main() -> int:
     os.environ.update(resources.environment(resources.deploy(session.client("cloudformation"))))
     restored = keeper.restore(moto.app.replay)
     if keeper.replay_failures:
-        print(f"[stack] WARNING: {keeper.replay_failures} of the {keeper.replayed} journaled writes replayed "
-              "with an error", flush=True)
+        say(f"WARNING: {keeper.replay_failures} of the {keeper.replayed} journaled writes replayed with an error")
     keeper.start()
+    replayed = f", state restored from {data_dir} ({keeper.replayed} journaled writes replayed)" if restored else ""
+    console.write("moto", f"DynamoDB, SQS, CloudWatch Logs and KMS on :{moto_port}{replayed}"
+                          f"{'' if durable else ', writes not durable'}")
 
     from chalicelib.config import Settings
     from chalicelib.services import InstanceService
@@ -118,11 +128,16 @@ def main() -> int:
 
     settings = Settings.from_env()
     container = Container(settings)
+    instance_logs = InstanceLogFollower(moto_state.LogStreams(REGION, settings.log_group).new_events,
+                                        lambda id: (i.provider.value if (i := container.repository.get(id)) else None),
+                                        console)
+    instance_logs.start()
     spawner = Spawner()
+    outputs = Outputs(console, data_dir)
     stack_pid = os.getpid()
     launcher = LocalProcessLauncher(
-        data_dir, lambda instance: provider_environment(os.environ, instance.id, instance.provider.value, stack_pid),
-        spawner)
+        lambda instance: provider_environment(os.environ, instance.id, instance.provider.value, stack_pid),
+        spawner, outputs)
     service = InstanceService(container.repository, launcher, container.instance_log, settings)
     guard = threading.RLock()
 
@@ -131,63 +146,76 @@ def main() -> int:
             return service.reconcile()
 
     launcher_http = serve(launcher, container.repository.get, launcher_port, guard, secret)
+    console.write("launcher", f"on :{launcher_port}: one provider process per running instance")
     reconcile()
-    loop = ReconcileLoop(reconcile)
+    loop = ReconcileLoop(reconcile, functools.partial(console.write, "launcher"))
     loop.start()
 
-    sqs_loop = Child([sys.executable, "-m", "stack.sqs_loop"], "the SQS loop", fanout_environment(os.environ), spawner)
-
-    chalice = spawner.popen(
-        [str(Path(sys.executable).parent / "chalice"), "local", "--host", "127.0.0.1", "--port", str(port),
-         "--no-autoreload", "--stage", "local"],
-        api_environment(os.environ), cwd=ROOT,
-    )
+    sqs_loop = Child([sys.executable, "-m", "stack.sqs_loop"], "fanout", "the SQS loop", fanout_environment(os.environ),
+                     spawner, outputs)
+    chalice = Child([sys.executable, "-m", "stack.logged", "chalice", "local", "--host", "127.0.0.1", "--port",
+                     str(port), "--no-autoreload", "--stage", "local"], "api", "chalice local",
+                    api_environment(os.environ), spawner, outputs)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     if wait_until_up(f"http://127.0.0.1:{port}/api/health", 30):
-        print(f"[stack] Instance Manager API on http://127.0.0.1:{port} (moto on :{moto_port}, launcher on "
-              f":{launcher_port}, data in {data_dir}"
-              f"{f', restored ({keeper.replayed} journaled writes replayed)' if restored else ''}"
-              f"{'' if durable else ', writes not durable'}). Ctrl-C stops it.", flush=True)
+        say(f"Instance Manager API on http://127.0.0.1:{port} (moto on :{moto_port}, launcher on :{launcher_port}, "
+            f"data in {data_dir}). Ctrl-C stops it.")
     else:
-        print("[stack] chalice local did not come up", flush=True)
+        chalice.report("did not come up")
         stopping.set()
     while not stopping.wait(0.5):
-        if chalice.poll() is not None:
-            print(f"[stack] chalice local exited with {chalice.returncode}", flush=True)
+        if chalice.exited():
+            chalice.report(f"exited with {chalice.returncode}")
             break
         sqs_loop.keep_running()
 
-    print("[stack] stopping", flush=True)
+    say("stopping")
     loop.stop()
     sqs_loop.stop()
-    _terminate(chalice)
+    chalice.stop()
     with guard:
         launcher.stop_all()
     launcher_http.shutdown()
     loop.join(timeout=5)
+    instance_logs.stop()
     keeper.stop()
     moto.stop()
     private_data.release(data_dir, run)
-    print("[stack] stopped", flush=True)
+    say("stopped")
     return 0
 
 
 class Child:
-    """A process of the stack that is started again when it dies (as Lambda would be)."""
+    """A process of the stack that is started again when it dies (as Lambda would be); its output goes
+    to DATA_DIR/logs/<source>.log and, what a person must see of it, to the console."""
 
-    def __init__(self, command: list[str], name: str, env: dict[str, str], spawner: Spawner) -> None:
-        self._command, self._name, self._env, self._spawner = command, name, env, spawner
-        self._process = self._start()
+    def __init__(self, command: list[str], source: str, name: str, env: dict[str, str], spawner: Spawner,
+                 outputs: Outputs) -> None:
+        self._command, self._source, self._name, self._env = command, source, name, env
+        self._spawner, self._outputs = spawner, outputs
+        self._process, self._output = self._start()
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        return self._spawner.popen(self._command, self._env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    def _start(self) -> tuple[subprocess.Popen[bytes], ChildOutput]:
+        process = self._spawner.popen(self._command, self._env, cwd=ROOT, **self._outputs.popen_options())
+        self._outputs.console.write(self._source, f"{self._name} started (pid {process.pid})")
+        return process, self._outputs.component(process, self._source)
+
+    def exited(self) -> bool:
+        return self._process.poll() is not None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    def report(self, what: str) -> None:
+        self._outputs.report(self._output, f"{self._name} {what}")
 
     def keep_running(self) -> None:
-        if self._process.poll() is not None:
-            print(f"[stack] {self._name} exited with {self._process.returncode}; starting it again", flush=True)
-            self._process = self._start()
+        if self.exited():
+            self.report(f"exited with {self._process.returncode}; starting it again")
+            self._process, self._output = self._start()
 
     def stop(self) -> None:
         _terminate(self._process)

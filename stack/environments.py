@@ -35,6 +35,9 @@ FUNCTIONS = ("MAX_INSTANCES_PER_COMPANY", "INSTANCE_PORT_RANGE", "WEBHOOK_ALLOW_
 # never the secret itself).
 API_ONLY = ("ADMIN_API_KEY", "LAUNCHER", "LOCAL_LAUNCHER_URL", "LOCAL_LAUNCHER_SECRET_FILE")
 FANOUT_ONLY = ("LOCAL_SQS_VISIBILITY_SECONDS",)
+# How much of their libraries' logging the stack's Python components write (stack/console.py). A
+# provider's libraries log only warnings, whatever the level: their records can carry its bot token.
+CONSOLE = ("LOG_LEVEL",)
 # Settings chalicelib/config.py reads that no local process needs: the ECS launcher is not used here.
 NOT_LOCAL = ("ECS_CLUSTER", "ECS_TASK_DEFINITION_TELEGRAM", "ECS_TASK_DEFINITION_WHATSAPPWEB", "ECS_SUBNETS",
              "ECS_SECURITY_GROUPS", "ECS_CONTAINER_NAME")
@@ -54,8 +57,8 @@ def provider_environment(env: Mapping[str, str], instance_id: str, provider: str
 
 
 def api_environment(env: Mapping[str, str]) -> dict[str, str]:
-    return _pick(env, PROCESS + STACK + AWS_CLIENTS + RESOURCES + FUNCTIONS + API_ONLY)
+    return _pick(env, PROCESS + STACK + AWS_CLIENTS + RESOURCES + FUNCTIONS + API_ONLY + CONSOLE)
 
 
 def fanout_environment(env: Mapping[str, str]) -> dict[str, str]:
-    return _pick(env, PROCESS + STACK + AWS_CLIENTS + RESOURCES + FUNCTIONS + FANOUT_ONLY)
+    return _pick(env, PROCESS + STACK + AWS_CLIENTS + RESOURCES + FUNCTIONS + FANOUT_ONLY + CONSOLE)

@@ -198,3 +198,31 @@ class StateKeeper:
                 self.snapshot()
             except Exception as exc:  # a full disk, say: the journal still holds the changes
                 print(f"[moto] snapshot failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+class LogStreams:
+    """The events written to one CloudWatch Logs group since the last look, read straight from moto's
+    backend (the stack hosts moto): what the console shows of each instance's log (stack/console.py).
+    What the group held when it was made (restored from DATA_DIR) counts as seen."""
+
+    def __init__(self, region: str, group: str) -> None:
+        self._region, self._group = region, group
+        self._seen: dict[str, tuple[Any, int]] = {}
+        self.new_events()
+
+    def new_events(self) -> list[tuple[str, int, str]]:
+        """(stream, timestamp in ms, message) of each new event, oldest first."""
+        from moto.logs.models import logs_backends
+
+        fresh: list[tuple[str, int, str]] = []
+        seen: dict[str, tuple[Any, int]] = {}
+        with STATE_LOCK:
+            group = logs_backends[ACCOUNT][self._region].groups.get(self._group)
+            for name, stream in (group.streams if group is not None else {}).items():
+                known, count = self._seen.get(name, (None, 0))
+                # A stream deleted and made again under the same name is another object: all of it is new.
+                start = count if known is stream else 0
+                fresh.extend((name, int(e.timestamp), str(e.message)) for e in stream.events[start:])
+                seen[name] = (stream, len(stream.events))
+            self._seen = seen
+        return sorted(fresh, key=lambda event: event[1])

@@ -8,12 +8,15 @@ after their visibility timeout (LOCAL_SQS_VISIBILITY_SECONDS)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+_log = logging.getLogger("stack.sqs_loop")
 
 
 def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
@@ -52,7 +55,7 @@ class SqsLoop(threading.Thread):
             try:
                 self.poll_once()
             except Exception as exc:  # keep going: the messages stay in the queue
-                print(f"[sqs-loop] {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                _log.warning("%s: %s", type(exc).__name__, exc)
                 self._stopped.wait(1.0)
 
     def poll_once(self) -> int:
@@ -79,6 +82,9 @@ class SqsLoop(threading.Thread):
 
 
 def main() -> int:
+    from .console import configure_child_logging
+
+    configure_child_logging()
     import boto3
 
     import app

@@ -25,6 +25,7 @@ from chalicelib.core.types import Instance
 from chalicelib.ports import TaskInfo, TaskState
 
 from .children import Spawner
+from .console import Outputs
 from .guard import SECRET_HEADER, LoopbackGuard, Refusal, bearer_matches, foreign_peer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,11 +43,10 @@ class LocalProcessLauncher:
     """Launcher with one provider process per instance. `launch` is idempotent: it returns the live
     process's handle when there is one, so the reconcile loop and a user's call never start two."""
 
-    def __init__(self, data_dir: Path, environment: Callable[[Instance], dict[str, str]], spawner: Spawner) -> None:
+    def __init__(self, environment: Callable[[Instance], dict[str, str]], spawner: Spawner, outputs: Outputs) -> None:
         self._environment = environment
         self._spawner = spawner
-        self._logs = data_dir / "providers"
-        self._logs.mkdir(parents=True, exist_ok=True)
+        self._outputs = outputs  # DATA_DIR/providers/<id>.log
         self._procs: dict[str, _Proc] = {}
         self._lock = threading.RLock()
 
@@ -55,9 +55,9 @@ class LocalProcessLauncher:
             current = self._procs.get(instance.id)
             if current is not None and current.popen.poll() is None:
                 return current.handle
-            with open(self._logs / f"{instance.id}.log", "ab") as out:
-                popen = self._spawner.popen([sys.executable, "-m", "provider"], self._environment(instance), cwd=ROOT,
-                                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            popen = self._spawner.popen([sys.executable, "-m", "provider"], self._environment(instance), cwd=ROOT,
+                                        **self._outputs.popen_options())
+            self._outputs.provider(popen, instance.id, instance.provider.value)
             handle = f"local:{instance.id}:{popen.pid}"
             self._procs[instance.id] = _Proc(popen, handle)
             return handle
@@ -109,9 +109,10 @@ def _terminate(popen: subprocess.Popen[bytes]) -> None:
 
 
 class ReconcileLoop(threading.Thread):
-    def __init__(self, reconcile: Callable[[], int], interval: float = 1.0) -> None:
+    def __init__(self, reconcile: Callable[[], int], report: Callable[[str], None], interval: float = 1.0) -> None:
         super().__init__(name="reconcile", daemon=True)
         self._reconcile = reconcile
+        self._report = report
         self._interval = interval
         self._stopped = threading.Event()
 
@@ -120,7 +121,7 @@ class ReconcileLoop(threading.Thread):
             try:
                 self._reconcile()
             except Exception as exc:  # moto briefly unreachable, etc.: try again next round
-                print(f"[launcher] reconcile failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                self._report(f"reconcile failed: {type(exc).__name__}: {exc}")
 
     def stop(self) -> None:
         self._stopped.set()
