@@ -85,7 +85,9 @@ def test_messages_flow_both_ways(stack: LocalStack, telegram: FakeTelegramServer
                      ["usage_count"] >= 3 and k, 10, "usage counted")
     assert usage["api_key"] == key and usage["last_use"] is not None
 
-    lines = stack.logs(instance_id)
+    # The provider ships its log lines every 0.5 s: they may trail the status it reported.
+    lines = wait_for(lambda: (got := stack.logs(instance_id)) and any("client ready" in line["message"] for line in got) and got,
+                     10, "the provider's log lines")
     text = "\n".join(line["message"] for line in lines)
     assert "logged in as" in text and "client ready" in text
     assert all(set(line) == {"timestamp", "level", "message", "source"} for line in lines)
