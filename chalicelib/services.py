@@ -163,14 +163,14 @@ class InstanceService:
         if instance.provider is not Provider.WHATSAPPWEB:
             raise InstanceManagerError(ErrorCode.QR_NOT_AVAILABLE, "Pairing codes are for WhatsApp instances only")
         phone = body.get("phone_number")
-        if not isinstance(phone, str) or not 7 <= sum(ch.isdigit() for ch in phone) <= 15:
+        if not isinstance(phone, str) or not 7 <= sum("0" <= ch <= "9" for ch in phone) <= 15:
             raise InstanceManagerError(ErrorCode.VALIDATION_ERROR,
                                        "phone_number is required: the account's number in international format, "
                                        "e.g. +15551234567")
         assert self.gateway is not None, "wired in chalicelib.wiring"
         answer = self.gateway.call(instance, "POST", "/api/v1/pairing-code", {"phone_number": phone})
         self.log.write(instance.id, "info", "Pairing code requested", SOURCE)
-        return {"pairing_code": answer["data"]["code"], "phone_number": "+" + "".join(c for c in phone if c.isdigit())}
+        return {"pairing_code": answer["data"]["code"], "phone_number": "+" + "".join(c for c in phone if "0" <= c <= "9")}
 
     def send_message(self, instance_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Through the instance's own API: the one way in when the tasks sit on private addresses."""
@@ -178,7 +178,8 @@ class InstanceService:
         unknown = sorted(set(body) - {"chatId", "text"})
         if unknown:
             raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, f"Unknown field(s) {unknown}: send chatId and text")
-        if not isinstance(body.get("chatId"), str | int) or not str(body.get("chatId")).strip():
+        chat_id = body.get("chatId")
+        if isinstance(chat_id, bool) or not isinstance(chat_id, str | int) or not str(chat_id).strip():
             raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "chatId is required: the chat to send to")
         if not isinstance(body.get("text"), str) or not body["text"]:
             raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "text is required: a non-empty string")

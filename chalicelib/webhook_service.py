@@ -105,6 +105,6 @@ class WebhookService:
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIST:
         raise invalid(f"limit must be an integer from 1 to {MAX_LIST}, got {raw!r}")
     return int(raw)

@@ -63,7 +63,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> int | None:
     """Retry-After as seconds or as an HTTP date."""
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     try:
         return max(0, int((parsedate_to_datetime(value) - now).total_seconds()))

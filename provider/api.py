@@ -69,8 +69,9 @@ def make_app(
     async def send_message(request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except ValueError:
-            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "Request body is not valid JSON") from None
+        except (ValueError, RecursionError):
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR,
+                                       "Request body is not valid JSON (or nested too deeply)") from None
         chat_id, text = _parse_message(body)
         message_id = await engine.send_text(chat_id, text)
         return web.json_response({"success": True, "data": {"id": message_id}})
@@ -80,8 +81,9 @@ def make_app(
             raise InstanceManagerError(ErrorCode.QR_NOT_AVAILABLE, f"The {engine.name} engine has no pairing codes")
         try:
             body = await request.json()
-        except ValueError:
-            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "Request body is not valid JSON") from None
+        except (ValueError, RecursionError):
+            raise InstanceManagerError(ErrorCode.VALIDATION_ERROR,
+                                       "Request body is not valid JSON (or nested too deeply)") from None
         phone = body.get("phone_number") if isinstance(body, dict) else None
         if not isinstance(phone, str):
             raise InstanceManagerError(ErrorCode.VALIDATION_ERROR, "phone_number is required")

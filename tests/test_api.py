@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -502,3 +503,54 @@ def test_deleting_an_instance_that_shares_a_token_without_holding_it_keeps_the_h
     assert_error(post(client, "/api/v1/instances", TELEGRAM), 409, "BOT_TOKEN_IN_USE", holder)
     assert client.http.delete(f"/api/v1/instances/{holder}").status_code == 200
     assert create(client, TELEGRAM)["success"] is True
+
+
+# Inputs a fuzzing pass got through (accepted, or answered 500): each is 400 in the error shape, nothing written.
+DEEP = "[" * 2000 + "]" * 2000
+FUZZED_CREATES = [
+    ({**WHATSAPP, "company_id": "acme\n"}, "company_id"),
+    ({**WHATSAPP, "company_id": "acme\u0661"}, "company_id"),
+    ({**TELEGRAM, "config": {"bot_token": TOKEN + "\n"}}, "bot_token"),
+    ({**TELEGRAM, "config": {"bot_token": "\u0661\u0662\u0663\u0664:AAfake"}}, "bot_token"),
+    ({**TELEGRAM, "config": {"bot_token": "\uff11\uff12\uff13:AAfake"}}, "bot_token"),
+    ({**WHATSAPP, "api_webhook_schema": {"url": "https://h.example/\nx"}}, "api_webhook_schema.url"),
+    ({**WHATSAPP, "api_webhook_schema": {"url": "https://h.example/\x01"}}, "api_webhook_schema.url"),
+    ({**WHATSAPP, "api_webhook_schema": {"url": "https://h.example/", "headers": {"X-Evil\n": "v"}}}, "X-Evil"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), FUZZED_CREATES)
+def test_fuzzed_creates_are_refused_and_write_nothing(client, stack, body, field):
+    assert_error(post(client, "/api/v1/instances", body), 400, "VALIDATION_ERROR", field)
+    assert stored_items(stack) == 0 and listed_ids(client) == []
+
+
+def test_a_deeply_nested_body_is_a_400_on_every_json_route(client, stack):
+    instance_id = create(client, WHATSAPP)["instance_id"]
+    before = stored_items(stack)
+    for path in ("/api/v1/instances", f"/api/v1/instances/{instance_id}/pairing-code",
+                 f"/api/v1/instances/{instance_id}/messages"):
+        assert_error(post(client, path, DEEP), 400, "VALIDATION_ERROR", "nested too deeply")
+    patched = client.http.patch(f"/api/v1/instances/{instance_id}/webhook", headers=JSON, body=DEEP)
+    assert_error(patched, 400, "VALIDATION_ERROR", "nested too deeply")
+    assert stored_items(stack) == before
+
+
+@pytest.mark.parametrize("chat_id", [True, False])
+def test_a_boolean_chat_id_is_no_chat(client, chat_id):
+    instance_id = create(client, TELEGRAM)["instance_id"]
+    answer = post(client, f"/api/v1/instances/{instance_id}/messages", {"chatId": chat_id, "text": "hi"})
+    assert_error(answer, 400, "VALIDATION_ERROR", "chatId")
+
+
+@pytest.mark.parametrize("limit", ["\u0661", "\uff11", "1\n", " 1", "+1", "0x1"])
+def test_a_delivery_limit_in_other_digits_is_refused(client, limit):
+    instance_id = create(client, WHATSAPP)["instance_id"]
+    answer = client.http.get(f"/api/v1/instances/{instance_id}/deliveries?limit={quote(limit)}")
+    assert_error(answer, 400, "VALIDATION_ERROR", "limit")
+
+
+def test_a_pairing_phone_in_other_digits_is_refused(client):
+    instance_id = create(client, WHATSAPP)["instance_id"]
+    answer = post(client, f"/api/v1/instances/{instance_id}/pairing-code", {"phone_number": "+\u0661" * 11})
+    assert_error(answer, 400, "VALIDATION_ERROR", "phone_number")

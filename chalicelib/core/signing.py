@@ -42,7 +42,7 @@ def verify(secret: str, received: dict[str, str], body: bytes, now: float | None
     """What a receiver does (used by the tests and shown in the README)."""
     lowered = {k.lower(): v for k, v in received.items()}
     msg_id, stamp = lowered.get("webhook-id", ""), lowered.get("webhook-timestamp", "")
-    if not stamp.isdigit() or abs((time.time() if now is None else now) - int(stamp)) > TOLERANCE_S:
+    if not (stamp.isascii() and stamp.isdigit()) or abs((time.time() if now is None else now) - int(stamp)) > TOLERANCE_S:
         return False
     expected = sign(secret, msg_id, int(stamp), body)
     return any(hmac.compare_digest(expected, given) for given in lowered.get("webhook-signature", "").split())

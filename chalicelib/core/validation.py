@@ -21,8 +21,9 @@ MAX_HEADER_VALUE = 4096
 # (Content-Type stays allowed: the seed's own example sets it, to the value the service sends anyway.)
 _TRANSPORT_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "te", "trailer", "upgrade",
                       "keep-alive", "expect", "proxy-authorization", "proxy-connection"}
-_COMPANY_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
-_BOT_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,100}$")
+# Matched with fullmatch: "$" would let a trailing newline through, and "\d" matches non-ASCII digits.
+_COMPANY_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+_BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,100}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 _CREATE_FIELDS = {"company_id", "provider", "type_instance", "config", "api_webhook_schema"}
 _CONFIG_FIELDS = {Provider.TELEGRAM: {"bot_token"}, Provider.WHATSAPPWEB: set[str]()}
@@ -44,6 +45,8 @@ def parse_json_object(raw: bytes | str | None) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid(f"Request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise invalid("Request body is nested too deeply: send a flat JSON object") from None
     if not isinstance(value, dict):
         raise invalid("Request body must be a JSON object")
     return value
@@ -54,7 +57,7 @@ def parse_create_request(body: dict[str, Any]) -> CreateRequest:
     if unknown:
         raise invalid(f"Unknown field(s) {unknown}: allowed are {sorted(_CREATE_FIELDS)}")
     company_id = body.get("company_id")
-    if not isinstance(company_id, str) or not _COMPANY_ID.match(company_id):
+    if not isinstance(company_id, str) or not _COMPANY_ID.fullmatch(company_id):
         raise invalid("company_id is required: 1-128 characters of letters, digits and ._:@-")
     provider = _parse_provider(body.get("provider"))
     return CreateRequest(
@@ -96,7 +99,7 @@ def _parse_config(provider: Provider, value: Any) -> dict[str, str]:
         token = value.get("bot_token")
         if not isinstance(token, str) or not token:
             raise invalid("config.bot_token is required for provider telegram (the token from @BotFather)")
-        if not _BOT_TOKEN.match(token):
+        if not _BOT_TOKEN.fullmatch(token):
             raise invalid("config.bot_token is malformed: expected '<digits>:<letters, digits, _ or ->'")
         return {"bot_token": token}
     return {}

@@ -226,7 +226,7 @@ class WhatsAppEngine:
         return str((await self._request({"op": "send", "to": to, "text": text}))["messageId"])
 
     async def pairing_code(self, phone: str) -> str:
-        digits = "".join(ch for ch in phone if ch.isdigit())
+        digits = "".join(ch for ch in phone if "0" <= ch <= "9")
         if not 7 <= len(digits) <= 15:
             raise InstanceManagerError(ErrorCode.VALIDATION_ERROR,
                                        "phone_number must be the account's number in international format, 7-15 digits")
@@ -253,7 +253,7 @@ def normalize_chat_id(chat_id: str) -> str:
     if value.endswith("@g.us") or value.endswith("@s.whatsapp.net") or value.endswith("@lid"):
         return value
     digits = value.removesuffix("@c.us")
-    if not digits.isdigit() or not 5 <= len(digits) <= 15:
+    if not (digits.isascii() and digits.isdigit()) or not 5 <= len(digits) <= 15:
         raise InstanceManagerError(ErrorCode.VALIDATION_ERROR,
                                    "chatId must be <digits>, <digits>@c.us (a person) or <id>@g.us (a group)")
     return digits
