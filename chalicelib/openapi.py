@@ -137,6 +137,11 @@ OPERATIONS: tuple[Operation, ...] = (
 ROUTES: list[tuple[str, str]] = [(op.method, op.path) for op in OPERATIONS]
 
 
+def _whole(pattern: re.Pattern[str]) -> str:
+    """A JSON Schema pattern matches anywhere: anchor the one validation matches whole (fullmatch)."""
+    return f"^(?:{pattern.pattern})$"
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -183,7 +188,7 @@ def _schemas() -> dict[str, Any]:
                    "description": "The event types to deliver"},
     }
     common = {
-        "company_id": {"type": "string", "pattern": _COMPANY_ID.pattern},
+        "company_id": {"type": "string", "pattern": _whole(_COMPANY_ID)},
         "type_instance": {"type": "array", "minItems": 1, "default": list(INSTANCE_TYPES),
                           "items": {"type": "string", "enum": list(INSTANCE_TYPES)}},
         "api_webhook_schema": _ref("WebhookConfig"),
@@ -236,7 +241,7 @@ def _schemas() -> dict[str, Any]:
             "config": {"type": "object", "maxProperties": 0}}, ["company_id", "provider"], additionalProperties=False),
         "CreateTelegramInstanceRequest": _obj({
             **common, "provider": {"const": Provider.TELEGRAM.value},
-            "config": _obj({"bot_token": {"type": "string", "pattern": _BOT_TOKEN.pattern,
+            "config": _obj({"bot_token": {"type": "string", "pattern": _whole(_BOT_TOKEN),
                                           "description": "The token from @BotFather"}},
                            additionalProperties=False)},
             ["company_id", "provider", "config"], additionalProperties=False),
