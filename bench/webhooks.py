@@ -16,7 +16,7 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aws_calls import CallCounter
 from .common import PYTHON, ROOT, SectionResult, say, table
@@ -24,6 +24,10 @@ from .flow import LATENCY_HEADERS, Paced, Spend, latency_rows, paced_run, stack_
 from .local_stack import Ports, _tail
 from .peers import TimedReceiver
 from .stackctl import WIDE_PORTS, StackProcess
+
+if TYPE_CHECKING:
+    from chalicelib.core.urls import HttpUrl
+    from chalicelib.outbound import PostResult
 
 KEY_FANOUT = "webhook-fanout"
 KEY_LATENCY = "webhook-latency"
@@ -139,10 +143,10 @@ def _fanout(events: int) -> Fanout:
             deliverer = c.webhooks
             post = deliverer.post
 
-            def timed_post(target: str, body: bytes, headers: dict[str, str], timeout: float) -> Any:
+            def timed_post(url: HttpUrl, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
                 started = time.perf_counter()
                 try:
-                    return post(target, body, headers, timeout)
+                    return post(url, body, headers, timeout)
                 finally:
                     result.post_s += time.perf_counter() - started
                     if not captured:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .health import Backend
 from .instance_log import InstanceLog
-from .ports import Launcher, SecretBox
+from .ports import AuthStore, DeliveryLog, InstanceRepository, Launcher, SecretBox
+
+if TYPE_CHECKING:  # the adapters and use cases are imported where they are built, on first use
+    from .adapters.cloudwatch import CloudWatchLogStore
+    from .adapters.dynamo import Tables
+    from .adapters.ecs import EcsLauncher
+    from .adapters.outages import ReachableLauncher
+    from .adapters.secrets import FileKeyWrapper, KmsKeyWrapper
+    from .adapters.sqs import SqsEventPublisher
+    from .services import InstanceService
+    from .webhook_service import WebhookService
+    from .webhooks import WebhookDeliverer
 
 
 class Container:
@@ -38,7 +49,7 @@ class Container:
         return EnvelopeBox(self._key_wrapper)
 
     @functools.cached_property
-    def _key_wrapper(self) -> Any:
+    def _key_wrapper(self) -> FileKeyWrapper | KmsKeyWrapper:
         from .adapters.secrets import FileKeyWrapper, KmsKeyWrapper
 
         if self.settings.secrets_key_file:
@@ -46,19 +57,19 @@ class Container:
         return KmsKeyWrapper(self.client("kms"), self.settings.kms_key_id)
 
     @functools.cached_property
-    def tables(self) -> Any:
+    def tables(self) -> Tables:
         from .adapters.dynamo import define_tables
 
         return define_tables(self.settings)
 
     @functools.cached_property
-    def repository(self) -> Any:
+    def repository(self) -> InstanceRepository:
         from .adapters.dynamo import DynamoInstanceRepository
 
         return DynamoInstanceRepository(self.tables, self.secret_box, self.settings)
 
     @functools.cached_property
-    def auth_store(self) -> Any:
+    def auth_store(self) -> AuthStore:
         from .adapters.auth_store import DynamoAuthStore
 
         return DynamoAuthStore(self.tables, self.secret_box)
@@ -68,7 +79,7 @@ class Container:
         return InstanceLog(self._log_store, self.repository.count_log_lines)
 
     @functools.cached_property
-    def _log_store(self) -> Any:
+    def _log_store(self) -> CloudWatchLogStore:
         from .adapters.cloudwatch import CloudWatchLogStore
 
         return CloudWatchLogStore(self.client("logs"), self.settings.log_group)
@@ -78,7 +89,7 @@ class Container:
         return self._launcher
 
     @functools.cached_property
-    def _launcher(self) -> Any:  # the adapter itself, with its probe (no part of the Launcher port)
+    def _launcher(self) -> ReachableLauncher | EcsLauncher:  # the adapter itself, with its probe (no part of the port)
         if self.settings.launcher == "local":
             from .adapters.local_launcher import SupervisorLauncher
             from .adapters.outages import LOCAL_LAUNCHER, ReachableLauncher
@@ -104,13 +115,13 @@ class Container:
         ]
 
     @functools.cached_property
-    def publisher(self) -> Any:
+    def publisher(self) -> SqsEventPublisher:
         from .adapters.sqs import SqsEventPublisher
 
         return SqsEventPublisher(self.client("sqs"), self.settings.events_queue)
 
     @functools.cached_property
-    def instances(self) -> Any:
+    def instances(self) -> InstanceService:
         from .adapters.instance_api import InstanceApiClient
         from .services import InstanceService
 
@@ -118,19 +129,19 @@ class Container:
                                gateway=InstanceApiClient(), deliveries=self.deliveries, auth_store=self.auth_store)
 
     @functools.cached_property
-    def webhook_settings(self) -> Any:
+    def webhook_settings(self) -> WebhookService:
         from .webhook_service import WebhookService
 
         return WebhookService(self.repository, self.deliveries, self.publisher, self.instance_log, self.settings)
 
     @functools.cached_property
-    def deliveries(self) -> Any:
+    def deliveries(self) -> DeliveryLog:
         from .adapters.deliveries import DynamoDeliveryLog
 
         return DynamoDeliveryLog(self.tables, self.settings.webhook_log_retention_days)
 
     @functools.cached_property
-    def webhooks(self) -> Any:
+    def webhooks(self) -> WebhookDeliverer:
         from .adapters.deliveries import DynamoRateLimiter
         from .adapters.sqs import SqsDeliveryQueue, SqsEventPublisher
         from .core.urls import AddressPolicy

@@ -132,5 +132,6 @@ def test_dynamodb_holds_no_secret_in_clear(aws):
         assert secret not in raw
     assert item["webhook_url"] == {"S": "https://hooks.example.com/in"}, "the URL is not a secret"
     stored = wiring.container().instances.get(created.id)
+    assert stored.webhook is not None
     assert (stored.secrets, stored.webhook.headers) == ({"bot_token": token}, {"X-Hook-Auth": header})
     assert stored.api_key.value == created.api_key.value

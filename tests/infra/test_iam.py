@@ -240,6 +240,7 @@ def run_everything(recorder: Recorder, env: dict[str, str], receiver: Receiver) 
         repository = wiring.container().repository
         for instance_id in (tg, wa):
             instance = repository.get(instance_id)
+            assert instance is not None
             family = dict(wiring.container().settings.ecs_task_definitions)[instance.provider.value]
             run_provider(recorder, families[family], instance_id, with_store=instance.provider.value == "whatsappweb")
 
@@ -272,8 +273,9 @@ def run_everything(recorder: Recorder, env: dict[str, str], receiver: Receiver) 
         wiring.reset()
         repository = wiring.container().repository
         for instance_id in (tg, wa):  # the real tasks end, so the launcher's ListTasks finds none running
-            boto3.client("ecs").stop_task(cluster=env["ECS_CLUSTER"], task=repository.get(instance_id).task_handle,
-                                          reason="test")
+            instance = repository.get(instance_id)
+            assert instance is not None
+            boto3.client("ecs").stop_task(cluster=env["ECS_CLUSTER"], task=instance.task_handle, reason="test")
             repository.set_task(instance_id, "arn:aws:ecs:us-east-1:123456789012:task/instance-manager/0000gone")
         scheduled = client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event", detail={},
                                                     resources=[])
@@ -282,7 +284,8 @@ def run_everything(recorder: Recorder, env: dict[str, str], receiver: Receiver) 
         repository.set_desired_state(wa, DesiredState.STOPPED, Status.STOPPED)
         with recorder.acting_as("ReconcileInstances"):
             assert client.lambda_.invoke("reconcile_instances", scheduled).payload == {"started": 0}
-        assert repository.get(wa).task_handle is None
+        stopped = repository.get(wa)
+        assert stopped is not None and stopped.task_handle is None
 
         # The deep health check probes every backend with grants the API has already (no DescribeTable...).
         assert http(client, "GET", "/api/health", "/api/health?deep=true")["status"] == "healthy"
