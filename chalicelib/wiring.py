@@ -3,86 +3,23 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .adapters.shared import SharedAdapters
 from .config import Settings
 from .health import Backend
-from .instance_log import InstanceLog
-from .ports import AuthStore, DeliveryLog, InstanceRepository, Launcher, SecretBox
+from .ports import DeliveryLog, Launcher
 
 if TYPE_CHECKING:  # the adapters and use cases are imported where they are built, on first use
-    from .adapters.cloudwatch import CloudWatchLogStore
-    from .adapters.dynamo import Tables
     from .adapters.ecs import EcsLauncher
     from .adapters.outages import ReachableLauncher
-    from .adapters.secrets import FileKeyWrapper, KmsKeyWrapper
-    from .adapters.sqs import SqsEventPublisher
     from .services import InstanceService
     from .webhook_service import WebhookService
     from .webhooks import WebhookDeliverer
 
 
-class Container:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    @functools.cached_property
-    def _session(self) -> Any:
-        import boto3
-
-        return boto3.session.Session(region_name=self.settings.region)
-
-    @functools.cache  # noqa: B019 - the container lives as long as the process
-    def client(self, service: str) -> Any:
-        from botocore.config import Config
-
-        s = self.settings
-        # Someone waits for most calls: a stuck backend must fail within attempts x timeout, not minutes.
-        return self._session.client(service, config=Config(
-            connect_timeout=s.aws_connect_timeout_seconds, read_timeout=s.aws_read_timeout_seconds,
-            retries={"total_max_attempts": s.aws_max_attempts, "mode": "standard"}))
-
-    @functools.cached_property
-    def secret_box(self) -> SecretBox:
-        from .adapters.secrets import EnvelopeBox
-
-        return EnvelopeBox(self._key_wrapper)
-
-    @functools.cached_property
-    def _key_wrapper(self) -> FileKeyWrapper | KmsKeyWrapper:
-        from .adapters.secrets import FileKeyWrapper, KmsKeyWrapper
-
-        if self.settings.secrets_key_file:
-            return FileKeyWrapper(self.settings.secrets_key_file)
-        return KmsKeyWrapper(self.client("kms"), self.settings.kms_key_id)
-
-    @functools.cached_property
-    def tables(self) -> Tables:
-        from .adapters.dynamo import define_tables
-
-        return define_tables(self.settings)
-
-    @functools.cached_property
-    def repository(self) -> InstanceRepository:
-        from .adapters.dynamo import DynamoInstanceRepository
-
-        return DynamoInstanceRepository(self.tables, self.secret_box, self.settings)
-
-    @functools.cached_property
-    def auth_store(self) -> AuthStore:
-        from .adapters.auth_store import DynamoAuthStore
-
-        return DynamoAuthStore(self.tables, self.secret_box)
-
-    @functools.cached_property
-    def instance_log(self) -> InstanceLog:
-        return InstanceLog(self._log_store, self.repository.count_log_lines)
-
-    @functools.cached_property
-    def _log_store(self) -> CloudWatchLogStore:
-        from .adapters.cloudwatch import CloudWatchLogStore
-
-        return CloudWatchLogStore(self.client("logs"), self.settings.log_group)
+class Container(SharedAdapters):
+    """The Lambda functions' (and `chalice local`'s) composition root."""
 
     @functools.cached_property
     def launcher(self) -> Launcher:
@@ -109,16 +46,10 @@ class Container:
         return [
             Backend("dynamodb", DYNAMODB, functools.partial(dynamo.probe, self.tables)),
             Backend("sqs", SQS, self.publisher.probe),
-            Backend("logs", LOGS, self._log_store.probe),
-            Backend("secrets", self._key_wrapper.backend, self._key_wrapper.probe),
+            Backend("logs", LOGS, self.log_store.probe),
+            Backend("secrets", self.key_wrapper.backend, self.key_wrapper.probe),
             Backend("launcher", self._launcher.backend, self._launcher.probe),
         ]
-
-    @functools.cached_property
-    def publisher(self) -> SqsEventPublisher:
-        from .adapters.sqs import SqsEventPublisher
-
-        return SqsEventPublisher(self.client("sqs"), self.settings.events_queue)
 
     @functools.cached_property
     def instances(self) -> InstanceService:

@@ -8,11 +8,10 @@ import os
 import sys
 
 from chalicelib.config import Settings
-from chalicelib.wiring import Container
 
 from . import runtime
 from .ecs_metadata import task_address
-from .engines import make_engine
+from .wiring import ProviderContainer
 
 
 def main() -> int:
@@ -21,12 +20,12 @@ def main() -> int:
         print("INSTANCE_ID is required", file=sys.stderr)
         return 2
     settings = Settings.from_env()
-    container = Container(settings)
+    container = ProviderContainer(settings)
     return asyncio.run(
         runtime.run(
             instance_id,
             container,
-            lambda instance: make_engine(instance, settings, container.auth_store),
+            container.engine,
             bind_host=os.environ.get("INSTANCE_BIND_HOST", "0.0.0.0"),
             advertise_host=os.environ.get("INSTANCE_ADVERTISE_HOST") or task_address(),
         )

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from chalicelib.adapters.shared import SharedAdapters
 from chalicelib.core.events import envelope
 from chalicelib.core.types import AuthStatus, Instance, LogLine, MessageEvent, MessageView, Status
-from chalicelib.wiring import Container
 
 from .api import make_app
 from .engine import Engine
@@ -27,7 +27,7 @@ PUBLISH_RETRY_LIMIT_S = 300.0
 class RuntimeHost:
     """EngineHost: what an engine reports goes to DynamoDB, SQS and the logs."""
 
-    def __init__(self, instance: Instance, container: Container) -> None:
+    def __init__(self, instance: Instance, container: SharedAdapters) -> None:
         self.instance = instance
         self._c = container
         self._log = container.instance_log
@@ -118,7 +118,7 @@ class RuntimeHost:
 
 async def run(
     instance_id: str,
-    container: Container,
+    container: SharedAdapters,
     make_engine: Callable[[Instance], Engine],
     bind_host: str = "0.0.0.0",
     advertise_host: str | None = None,

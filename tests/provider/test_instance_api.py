@@ -60,3 +60,13 @@ def test_a_good_message_goes_out_and_unknown_methods_are_405_in_the_error_shape(
     assert answers[0] == (200, {"success": True, "data": {"id": "1001:1"}}) and engine.sent == [("1001", "hi")]
     for status, body in answers[1:]:
         assert status == 405 and body["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_the_provider_builds_from_its_own_root_not_the_lambdas() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, provider.__main__, provider.runtime; "
+             "print('chalicelib.wiring' in sys.modules, 'chalicelib.services' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
