@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from chalicelib.core import signing
 
@@ -51,3 +55,24 @@ def test_secrets_look_like_standard_webhooks_secrets() -> None:
     secret = signing.new_secret()
     assert secret.startswith("whsec_") and secret != signing.new_secret()
     assert {"webhook-id", "webhook-timestamp", "webhook-signature"} == signing.RESERVED_HEADERS
+
+
+def test_the_signatures_agree_with_the_standardwebhooks_reference_library() -> None:
+    """Our signer against the Standard Webhooks project's own Python package, both ways, rotation included."""
+    from standardwebhooks import Webhook, WebhookVerificationError
+
+    current, previous = signing.new_secret(), signing.new_secret()
+    body = b'{"event":"message","data":{"body":"caf\\u00e9 \\u20ac"}}'
+    sent = signing.headers([current, previous], "evt_1", body)
+    for secret in (current, previous):  # during the overlap a receiver with either secret accepts
+        assert Webhook(secret).verify(body, sent) == json.loads(body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(current).verify(body + b" ", sent)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.new_secret()).verify(body, sent)
+
+    now = int(time.time())
+    theirs = {"webhook-id": "evt_2", "webhook-timestamp": str(now),
+              "webhook-signature": Webhook(current).sign("evt_2", datetime.fromtimestamp(now, UTC), body.decode())}
+    assert signing.verify(current, theirs, body)
+    assert not signing.verify(previous, theirs, body)
