@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,48 +15,20 @@ from chalicelib import wiring
 from chalicelib.core import signing
 from chalicelib.core.events import Envelope, envelope, fit_payload
 from chalicelib.core.types import iso, utc_now
+from tests.peers.webhook_receiver import WebhookReceiver
 
 TOKEN = "123456:AAHfanoutTestsOnly"
 
 
-class Receiver:
-    """Answers each POST with the next planned (status, headers); 200 once the plan runs out."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.plan: list[tuple[int, dict[str, str]]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.requests.append((dict(self.headers), body))
-                status, headers = receiver.plan.pop(0) if receiver.plan else (200, {})
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in self.requests]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    hook = Receiver()
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver().start()
     yield hook
-    hook.server.shutdown()
+    hook.close()
 
 
 @pytest.fixture
-def fanout(aws: dict[str, str], receiver: Receiver) -> Iterator[dict[str, Any]]:
+def fanout(aws: dict[str, str], receiver: WebhookReceiver) -> Iterator[dict[str, Any]]:
     os.environ["WEBHOOK_ALLOW_PRIVATE"] = "true"
     wiring.reset()
     c = wiring.container()
@@ -109,7 +79,7 @@ def delivery(fanout: dict[str, Any], event: Envelope) -> dict[str, Any]:
 def test_a_delivery_is_signed_with_the_instance_secret_and_keeps_custom_headers(fanout, receiver):
     event = publish(fanout, "1001", "hello")
     assert deliver(fanout, receive(fanout)) == []
-    headers, body = receiver.requests[0]
+    _, headers, body = receiver.posts[0]
     secret = fanout["instance"].signing.current
     assert headers["webhook-id"] == event["event_id"]
     assert signing.verify(secret, headers, body)
@@ -123,7 +93,7 @@ def test_a_rotated_secret_signs_alongside_the_new_one(fanout, receiver):
     rotated = fanout["c"].webhook_settings.rotate_secret(fanout["instance"].id)
     publish(fanout, "1001", "after rotation")
     deliver(fanout, receive(fanout))
-    headers, body = receiver.requests[0]
+    _, headers, body = receiver.posts[0]
     assert signing.verify(old, headers, body) and signing.verify(rotated["webhook_secret"], headers, body)
 
 
@@ -163,13 +133,13 @@ def test_a_refusing_4xx_goes_to_the_dead_letter_queue_and_can_be_retried(fanout,
     assert delivery(fanout, event)["state"] == "pending"
     assert deliver(fanout, receive(fanout)) == []
     assert delivery(fanout, event)["state"] == "delivered"
-    assert receiver.requests[-1][0]["webhook-id"] == event["event_id"]  # the same id: a receiver can dedupe
+    assert receiver.posts[-1].headers["webhook-id"] == event["event_id"]  # the same id: a receiver can dedupe
 
 
 def test_an_event_past_its_maximum_age_is_dead_lettered_without_a_post(fanout, receiver):
     event = publish(fanout, "1001", "too old", age=timedelta(hours=25))
     assert deliver(fanout, receive(fanout)) == []
-    assert receiver.requests == [] and delivery(fanout, event)["state"] == "dead"
+    assert receiver.posts == [] and delivery(fanout, event)["state"] == "dead"
     assert "WEBHOOK_MAX_AGE_SECONDS" in delivery(fanout, event)["last_error"]
 
 
@@ -193,7 +163,7 @@ def test_the_rate_limit_defers_the_excess_without_dropping_it(fanout, receiver):
     events = [publish(fanout, str(3000 + n), f"burst {n}") for n in range(5)]
     records = receive(fanout)
     failed = deliver(fanout, records)
-    sent = len(receiver.requests)
+    sent = len(receiver.posts)
     assert sent + len(failed) == 5
     assert 2 <= sent <= 4  # 2 a second; 4 only if the batch straddled a second boundary
     states = sorted(delivery(fanout, e)["state"] for e in events)
@@ -209,24 +179,24 @@ def test_a_disabled_webhook_gets_no_messages_but_a_test_event_still_goes(fanout,
     test = settings.send_test(fanout["instance"].id)
     assert deliver(fanout, receive(fanout)) == []
     assert [b.get("event") for b in receiver.bodies()] == ["webhook.test"]
-    assert receiver.requests[0][0]["webhook-id"] == test["delivery_id"]
+    assert receiver.posts[0].headers["webhook-id"] == test["delivery_id"]
 
 
 def test_opt_in_events_are_filtered_by_subscription(fanout, receiver):
     publish(fanout, "status", "ignored", kind="instance.status")
     deliver(fanout, receive(fanout))
-    assert receiver.requests == []
+    assert receiver.posts == []
     fanout["c"].webhook_settings.update(fanout["instance"].id, {"events": ["message", "instance.status"]})
     publish(fanout, "status", "wanted", kind="instance.status")
     deliver(fanout, receive(fanout))
-    assert len(receiver.requests) == 1
+    assert len(receiver.posts) == 1
 
 
 def test_redirects_are_not_followed(fanout, receiver):
     receiver.plan = [(302, {"Location": "http://169.254.169.254/latest/meta-data"})]
     event = publish(fanout, "1001", "redirected")
     deliver(fanout, receive(fanout))
-    assert len(receiver.requests) == 1 and delivery(fanout, event)["last_status"] == 302
+    assert len(receiver.posts) == 1 and delivery(fanout, event)["last_status"] == 302
 
 
 def test_private_addresses_are_refused_at_delivery_unless_allowed(fanout, receiver):
@@ -235,7 +205,7 @@ def test_private_addresses_are_refused_at_delivery_unless_allowed(fanout, receiv
     event = publish(fanout, "1001", "to loopback")
     assert deliver(fanout, receive(fanout)) == []  # an address literal cannot change: dead-lettered, not retried
     record = delivery(fanout, event)
-    assert receiver.requests == [] and record["state"] == "dead"
+    assert receiver.posts == [] and record["state"] == "dead"
     assert "non-public address (127.0.0.1)" in record["last_error"]
 
 
@@ -263,7 +233,7 @@ def test_a_batch_out_of_time_hands_the_rest_back_at_once_untouched(fanout, recei
     publish(fanout, "2002", "late two")
     fanout["c"].webhooks.batch_budget_seconds = -1.0  # already out of time
     records = receive(fanout)
-    assert len(deliver(fanout, records)) == 2 and receiver.requests == []
+    assert len(deliver(fanout, records)) == 2 and receiver.posts == []
     again = receive(fanout)  # visible again at once, not after the visibility timeout
     assert sorted(json.loads(r["body"])["payload"]["message"]["body"] for r in again) == ["late one", "late two"]
 

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 import ssl
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -23,48 +19,23 @@ from cryptography.x509.oid import NameOID
 
 from chalicelib.core.urls import AddressPolicy, IPAddress, parse_http_url
 from chalicelib.outbound import PinnedHttpClient
+from tests.peers.webhook_receiver import WebhookReceiver
 
-
-@dataclass
-class Seen:
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    sni: list[str | None] = field(default_factory=list)
-    status: int = 204
-    location: str | None = None
-
-
-def serve(address: str, seen: Seen, tls: ssl.SSLContext | None = None) -> Iterator[int]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            seen.requests.append((self.path, dict(self.headers.items()), body))
-            self.send_response(seen.status)
-            if seen.location:
-                self.send_header("Location", seen.location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-
-    server = Server((address, 0), Handler)
-    if tls is not None:
-        tls.sni_callback = lambda sock, name, ctx: seen.sni.append(name)
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+Receivers = Callable[..., WebhookReceiver]
 
 
 @pytest.fixture
-def seen() -> Seen:
-    return Seen()
+def receivers() -> Iterator[Receivers]:
+    """Receivers on given loopback addresses (and ports), closed after the test."""
+    started: list[WebhookReceiver] = []
+
+    def start(host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> WebhookReceiver:
+        started.append(WebhookReceiver(host, port, tls=tls).start())
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.close()
 
 
 def only(*allowed: str) -> AddressPolicy:
@@ -76,7 +47,7 @@ def only(*allowed: str) -> AddressPolicy:
     return AddressPolicy(resolve=resolver, is_allowed=lambda ip: str(ip) in allowed)
 
 
-def test_the_connection_goes_to_the_checked_address_not_to_a_later_dns_answer(seen: Seen) -> None:
+def test_the_connection_goes_to_the_checked_address_not_to_a_later_dns_answer(receivers: Receivers) -> None:
     answers = iter([["127.0.0.2"], ["127.0.0.1"]])  # a rebinding DNS: harmless first, loopback after
     calls: list[str] = []
 
@@ -87,73 +58,44 @@ def test_the_connection_goes_to_the_checked_address_not_to_a_later_dns_answer(se
     def allowed(ip: IPAddress) -> bool:
         return str(ip) == "127.0.0.2"
 
-    decoy = Seen()
-    for port in serve("127.0.0.2", seen):
-        for _ in serve_on_port("127.0.0.1", port, decoy):
-            client = PinnedHttpClient(AddressPolicy(resolve=rebinding, is_allowed=allowed))
-            url = parse_http_url(f"http://rebind.example:{port}/hook?x=1", "url")
-            result = client.post(url, b"{}", {"X-Custom": "kept"}, timeout=5)
-            assert result.status == 204, result
-            assert calls == ["rebind.example"], "resolved exactly once"
-            [(path, headers, body)] = seen.requests
-            assert (path, headers["Host"], headers["X-Custom"], body) == ("/hook?x=1", f"rebind.example:{port}", "kept", b"{}")
-            assert decoy.requests == []
-            again = client.post(url, b"{}", {}, timeout=5)  # the next delivery resolves again: now loopback
-            assert again.status is None and "non-public address (127.0.0.1)" in (again.error or "")
-            assert again.retryable and decoy.requests == [] and len(seen.requests) == 1
+    checked = receivers("127.0.0.2")
+    decoy = receivers("127.0.0.1", checked.port)  # where a second resolution would lead
+    client = PinnedHttpClient(AddressPolicy(resolve=rebinding, is_allowed=allowed))
+    url = parse_http_url(f"http://rebind.example:{checked.port}/hook?x=1", "url")
+    result = client.post(url, b"{}", {"X-Custom": "kept"}, timeout=5)
+    assert result.status == 200, result
+    assert calls == ["rebind.example"], "resolved exactly once"
+    [(path, headers, body)] = checked.posts
+    assert (path, headers["Host"], headers["X-Custom"], body) == ("/hook?x=1", f"rebind.example:{checked.port}", "kept", b"{}")
+    assert decoy.posts == []
+    again = client.post(url, b"{}", {}, timeout=5)  # the next delivery resolves again: now loopback
+    assert again.status is None and "non-public address (127.0.0.1)" in (again.error or "")
+    assert again.retryable and decoy.posts == [] and len(checked.posts) == 1
 
 
-def serve_on_port(address: str, port: int, seen: Seen) -> Iterator[None]:
-    """A receiver on the same port of another loopback address (where a second resolution would lead)."""
+def test_a_private_answer_is_refused_before_any_connection(receivers: Receivers) -> None:
+    receiver = receivers()
+    policy = AddressPolicy(resolve=lambda host, p: ["127.0.0.1"])
+    result = PinnedHttpClient(policy).post(parse_http_url(f"http://hooks.example:{receiver.port}/", "url"), b"", {}, 5)
+    assert result.status is None and "non-public" in (result.error or "") and receiver.posts == []
+    literal = PinnedHttpClient(policy).post(parse_http_url(f"http://127.0.0.1:{receiver.port}/", "url"), b"", {}, 5)
+    assert not literal.retryable and receiver.posts == []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            seen.requests.append((self.path, dict(self.headers.items()), b""))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer((address, port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def test_ipv6_literals_are_dialled_as_given(receivers: Receivers) -> None:
     try:
-        yield None
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_a_private_answer_is_refused_before_any_connection(seen: Seen) -> None:
-    for port in serve("127.0.0.1", seen):
-        policy = AddressPolicy(resolve=lambda host, p: ["127.0.0.1"])
-        result = PinnedHttpClient(policy).post(parse_http_url(f"http://hooks.example:{port}/", "url"), b"", {}, 5)
-        assert result.status is None and "non-public" in (result.error or "") and seen.requests == []
-        literal = PinnedHttpClient(policy).post(parse_http_url(f"http://127.0.0.1:{port}/", "url"), b"", {}, 5)
-        assert not literal.retryable and seen.requests == []
-
-
-def test_ipv6_literals_are_dialled_as_given(seen: Seen) -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
-    try:
-        servers = serve("::1", seen)
-        port = next(servers)
+        receiver = receivers("::1")
     except OSError:
         pytest.skip("::1 cannot be bound here")
-    try:
-        result = PinnedHttpClient(only("::1")).post(parse_http_url(f"http://[::1]:{port}/v6", "url"), b"x", {}, 5)
-        assert result.status == 204 and seen.requests[0][1]["Host"] == f"[::1]:{port}"
-    finally:
-        next(servers, None)
+    result = PinnedHttpClient(only("::1")).post(parse_http_url(f"http://[::1]:{receiver.port}/v6", "url"), b"x", {}, 5)
+    assert result.status == 200 and receiver.posts[0].headers["Host"] == f"[::1]:{receiver.port}"
 
 
-def test_redirects_are_not_followed(seen: Seen) -> None:
-    seen.status, seen.location = 307, "http://127.0.0.1:1/elsewhere"
-    for port in serve("127.0.0.2", seen):
-        result = PinnedHttpClient(only("127.0.0.2")).post(parse_http_url(f"http://127.0.0.2:{port}/", "url"), b"", {}, 5)
-        assert result.status == 307 and len(seen.requests) == 1
+def test_redirects_are_not_followed(receivers: Receivers) -> None:
+    receiver = receivers("127.0.0.2")
+    receiver.plan = [(307, {"Location": "http://127.0.0.1:1/elsewhere"})]
+    result = PinnedHttpClient(only("127.0.0.2")).post(parse_http_url(f"http://127.0.0.2:{receiver.port}/", "url"), b"", {}, 5)
+    assert result.status == 307 and len(receiver.posts) == 1
 
 
 def test_an_unresolvable_name_is_a_retryable_failure() -> None:
@@ -194,14 +136,14 @@ def pki(tmp_path: Path, name: str) -> Pki:
     return Pki(ca_file, context)
 
 
-def test_tls_keeps_the_name_for_sni_and_the_certificate_check(tmp_path: Path, seen: Seen) -> None:
+def test_tls_keeps_the_name_for_sni_and_the_certificate_check(tmp_path: Path, receivers: Receivers) -> None:
     keys = pki(tmp_path, "hooks.example")
     loopback = ipaddress.ip_address("127.0.0.1")
     policy = AddressPolicy(resolve=lambda host, port: ["127.0.0.1"], is_allowed=lambda ip: ip == loopback)
-    for port in serve("127.0.0.1", seen, keys.context):
-        client = PinnedHttpClient(policy, ca_certs=str(keys.ca_file))
-        result = client.post(parse_http_url(f"https://hooks.example:{port}/tls", "url"), b"{}", {}, 5)
-        assert result.status == 204, result
-        assert seen.sni == ["hooks.example"] and seen.requests[0][1]["Host"] == f"hooks.example:{port}"
-        wrong = client.post(parse_http_url(f"https://other.example:{port}/tls", "url"), b"{}", {}, 5)
-        assert wrong.status is None and "doesn't match 'hooks.example'" in (wrong.error or "") and len(seen.requests) == 1
+    receiver = receivers(tls=keys.context)
+    client = PinnedHttpClient(policy, ca_certs=str(keys.ca_file))
+    result = client.post(parse_http_url(f"https://hooks.example:{receiver.port}/tls", "url"), b"{}", {}, 5)
+    assert result.status == 200, result
+    assert receiver.sni == ["hooks.example"] and receiver.posts[0].headers["Host"] == f"hooks.example:{receiver.port}"
+    wrong = client.post(parse_http_url(f"https://other.example:{receiver.port}/tls", "url"), b"{}", {}, 5)
+    assert wrong.status is None and "doesn't match 'hooks.example'" in (wrong.error or "") and len(receiver.posts) == 1

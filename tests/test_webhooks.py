@@ -6,13 +6,11 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,50 +24,23 @@ from chalicelib.core.events import Envelope, envelope
 from chalicelib.core.types import iso
 from chalicelib.webhooks import MAX_BACKOFF_SECONDS, RECEIVE_BACKSTOP, backoff_seconds, is_retryable, retry_after_seconds
 from tests.aws import moto_environment
+from tests.peers.webhook_receiver import WebhookReceiver
 
 HEADERS = {"Authorization": "Bearer hook-header-secret", "X-Tenant": "acme"}
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver answering every POST with `status`; it keeps what it was sent."""
-
-    status: int = 200
-    received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver().start()
+    yield hook
+    hook.close()
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(Receiver())
-
-
-@pytest.fixture
-def other_receiver() -> Iterator[Receiver]:
-    yield from serve(Receiver())
-
-
-def serve(receiver: Receiver) -> Iterator[Receiver]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            receiver.received.append((self.path, dict(self.headers.items()), body))
-            self.send_response(receiver.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
+def other_receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver().start()
+    yield hook
+    hook.close()
 
 
 def closed_port_url() -> str:
@@ -156,7 +127,7 @@ def test_a_message_arrives_as_the_seed_payload_with_the_configured_headers(clien
 
     assert deliver(client, receive(queues, created["instance_id"])) == []
 
-    [(path, headers, body)] = receiver.received
+    [(path, headers, body)] = receiver.posts
     assert path == "/hook"
     assert json.loads(body) == event["payload"]
     assert set(json.loads(body)["message"]) >= {"id", "body", "fromMe", "timestamp", "contact", "type", "chatId"}
@@ -173,7 +144,7 @@ def test_a_disabled_webhook_is_not_called_and_not_a_failure(client, queues, rece
     seed_message(instance_id)
 
     assert deliver(client, receive(queues, instance_id)) == []
-    assert receiver.received == []
+    assert receiver.posts == []
 
 
 @pytest.mark.parametrize("failure", ["answers 500", "is down"])
@@ -193,7 +164,7 @@ def test_a_failed_delivery_is_retried_alone_and_later(client, queues, receiver, 
     failed = deliver(client, records)
 
     assert failed == [failing_id]
-    assert len(other_receiver.received) == 1
+    assert len(other_receiver.posts) == 1
     assert receive(queues, failing, healthy) == [], "both are in flight: the visibility timeout is the queue's 60 s"
     time.sleep(1.3)  # the failed one was made visible again after its backoff (1 s here)
     [again] = receive(queues, failing, healthy)
@@ -226,7 +197,7 @@ def test_hopeless_events_go_to_the_dead_letter_queue_without_a_post(client, queu
         records[0]["attributes"]["ApproximateReceiveCount"] = str(RECEIVE_BACKSTOP)
 
     assert deliver(client, records) == []
-    assert receiver.received == []
+    assert receiver.posts == []
     assert [json.loads(r["body"])["event_id"] for r in receive(queues, instance_id, queue_url=queues.dead)] == [
         event["event_id"]]
 
@@ -286,7 +257,7 @@ def test_a_poison_header_stored_before_validation_fails_its_own_record_never_the
     [poisoned_id] = [r["messageId"] for r in records if json.loads(r["body"])["instance_id"] == poisoned]
 
     assert deliver(client, records) == [poisoned_id]
-    assert len(other_receiver.received) == 1 and receiver.received == []
+    assert len(other_receiver.posts) == 1 and receiver.posts == []
     record = client.http.get(f"/api/v1/instances/{poisoned}/deliveries/{bad['event_id']}").json_body["data"]
     assert record["state"] == "failed" and "delivery failed inside the service" in record["last_error"]
     assert client.http.get(f"/api/v1/instances/{healthy}/deliveries/{good['event_id']}").json_body["data"]["state"] \
@@ -304,7 +275,7 @@ def test_an_ambiguous_url_stored_before_the_policy_is_dead_lettered_unsent(clien
     event = seed_message(instance_id)
 
     assert deliver(client, receive(queues, instance_id)) == []
-    assert receiver.received == []
+    assert receiver.posts == []
     record = client.http.get(f"/api/v1/instances/{instance_id}/deliveries/{event['event_id']}").json_body["data"]
     assert record["state"] == "dead" and "backslash" in record["last_error"]
     assert [json.loads(r["body"])["event_id"] for r in receive(queues, instance_id, queue_url=queues.dead)] == [

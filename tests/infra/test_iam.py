@@ -23,12 +23,10 @@ import functools
 import inspect
 import json
 import socket
-import threading
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -40,6 +38,7 @@ from chalicelib import wiring
 from chalicelib.core.types import AuthStatus, DesiredState, MessageView, Status
 from tests.aws import moto_environment
 from tests.infra.templates import ROOT, composed_template, deployed_refs, of_type, render
+from tests.peers.webhook_receiver import WebhookReceiver
 
 TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
 # AWS actions no code calls but the platform does on the role's behalf (checked exactly, too).
@@ -79,21 +78,11 @@ class Recorder:
 
 
 # --- running the code --------------------------------------------------------------------------------
-class Receiver(ThreadingHTTPServer):
-    """A webhook receiver: /ok answers 200, /fail 500 (retried), /gone 410 (dead-lettered)."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self.send_response({"/ok": 200, "/fail": 500}.get(self.path, 410))
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+def receiver_for_the_run() -> WebhookReceiver:
+    """/ok answers 200, /fail 500 (retried), anything else 410 (dead-lettered)."""
+    receiver = WebhookReceiver()
+    receiver.by_path, receiver.status = {"/ok": 200, "/fail": 500}, 410
+    return receiver.start()
 
 
 def free_port_range(size: int = 10) -> str:
@@ -187,7 +176,7 @@ def fill(path: str, values: dict[str, str]) -> str:
     return path
 
 
-def run_everything(recorder: Recorder, env: dict[str, str], receiver: Receiver) -> set[tuple[str, str]]:
+def run_everything(recorder: Recorder, env: dict[str, str], receiver: WebhookReceiver) -> set[tuple[str, str]]:
     """The scenario. Returns the routes it called."""
     from chalice.test import Client
 
@@ -218,10 +207,11 @@ def run_everything(recorder: Recorder, env: dict[str, str], receiver: Receiver) 
         tg = http(client, "POST", base, base, {
             "company_id": "acme", "provider": "telegram", "type_instance": ["api"],
             "config": {"bot_token": "123456:AAFakeTokenForTryingThingsOut"},
-            "api_webhook_schema": {"url": receiver.url + "/ok", "headers": {"Authorization": "Bearer t"}}})["instance_id"]
+            "api_webhook_schema": {"url": receiver.base + "/ok", "headers": {"Authorization": "Bearer t"}}})["instance_id"]
         wa = http(client, "POST", base, base, {
             "company_id": "acme", "provider": "whatsappweb", "type_instance": ["api"],
-            "api_webhook_schema": {"url": receiver.url + "/fail", "events": ["message", "qr", "instance.status"]}})["instance_id"]
+            "api_webhook_schema": {"url": receiver.base + "/fail", "events": ["message", "qr", "instance.status"]},
+        })["instance_id"]
         http(client, "GET", base, base)
         http(client, "GET", base, base + "?company_id=acme")
         for suffix in ("", "/current-api-key", "/auth-status", "/logs", "/webhook", "/deliveries"):
@@ -251,7 +241,7 @@ def run_everything(recorder: Recorder, env: dict[str, str], receiver: Receiver) 
             client.lambda_.invoke("deliver_webhooks", sqs_event(sqs, env["EVENTS_QUEUE_NAME"], session.region_name))
         # A receiver that refuses for good (410): the event goes to the dead-letter queue.
         wiring.reset()
-        http(client, "PATCH", inst + "/webhook", f"{base}/{wa}/webhook", {"url": receiver.url + "/gone"})
+        http(client, "PATCH", inst + "/webhook", f"{base}/{wa}/webhook", {"url": receiver.base + "/gone"})
         http(client, "POST", inst + "/webhook/test", f"{base}/{wa}/webhook/test", {})
         boto3.client("sqs").purge_queue(QueueUrl=sqs.get_queue_url(QueueName=env["EVENTS_QUEUE_NAME"])["QueueUrl"])
         http(client, "POST", inst + "/webhook/test", f"{base}/{wa}/webhook/test", {})
@@ -488,9 +478,7 @@ def recorded() -> Iterator[tuple[Recorder, set[tuple[str, str]]]]:
             recorder.calls[recorder.role].append((client.meta.service_model.signing_name, operation_name, api_params))
         return original(client, operation_name, api_params)
 
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
-    thread.start()
+    receiver = receiver_for_the_run()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
         # Every cold start below makes new sessions, each parsing botocore's JSON models again: share them.
@@ -515,8 +503,7 @@ def recorded() -> Iterator[tuple[Recorder, set[tuple[str, str]]]]:
                 recorder.refs = refs
                 yield recorder, called
         finally:
-            receiver.shutdown()
-            receiver.server_close()
+            receiver.close()
             wiring.reset()
 
 
